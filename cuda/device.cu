@@ -27,6 +27,4 @@ CudaInfo cuda_info() {
   return info;
 }
 
-Backend* cuda_backend(int) { throw Error("the CUDA backend's ops are not built yet"); }
-
 }  // namespace lmdr

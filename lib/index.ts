@@ -1,3 +1,9 @@
 // Public API of the lmdr package. Each concern exports from its own module.
 export { UserError } from './errors.ts';
 export { native } from './native.ts';
+export { Engine, Embeddings, type EncodeInput, type EncodeOptions } from './engine.ts';
+export type { TrainOptions } from './train/options.ts';
+export type { TrainSummary } from './train/trainer.ts';
+export type { StepRecord } from './train/log.ts';
+export { applyAdapter, readAdapterConfig, writeAdapter, type AdapterConfig } from './adapters/peft.ts';
+export { writeMergedModel } from './merge.ts';

@@ -86,6 +86,8 @@ export interface NativeModel {
   readonly device: string;
   /** ids: all sequences concatenated; cuSeqlens: B+1 offsets. Returns [B, hidden] row-major. */
   forward(ids: Int32Array, cuSeqlens: Int32Array, opts: ForwardOptions): Promise<Float32Array>;
+  /** forward() with the embeddings in float64 (for finite-difference checks on "cpu-f64"). */
+  forward64(ids: Int32Array, cuSeqlens: Int32Array, opts: ForwardOptions): Promise<Float64Array>;
   /** Last hidden states [T, hidden] (after the final norm for decoders), for golden tests. */
   hiddenStates(ids: Int32Array, cuSeqlens: Int32Array): Promise<Float32Array>;
   /** Back-propagate dL/d(pooled) [B, hidden] through the activations kept by the last forward(keep). Accumulates grads. */
@@ -98,7 +100,8 @@ export interface NativeModel {
   setTrainable(mode: 'lora' | 'full' | 'none'): void;
   /** trainable parameters in a stable order (LoRA: "<module path>.lora_A.weight"/"lora_B.weight") */
   params(): HostTensor[];
-  setParam(name: string, data: Float32Array): void;
+  /** any parameter by name (base weight or LoRA), trainable or not; Float64Array keeps full precision on cpu-f64 */
+  setParam(name: string, data: Float32Array | Float64Array): void;
   grads(): HostTensor[];
   zeroGrad(): void;
   gradSumSquares(): number;
@@ -122,10 +125,18 @@ export interface NativeAddon {
   loadModel(config: ModelConfigNative, tensors: TensorSource[], device: DeviceName): Promise<NativeModel>;
   infonce(q: Float32Array, p: Float32Array, batch: number, group: number, hidden: number,
     temperature: number, cosine: boolean, device: DeviceName): InfoNceResult;
-  /** Exact top-k by inner product; corpus processed in blocks. Returns scores [Q,k] and ids [Q,k]. */
+  /** Exact top-k by inner product; corpus processed in blocks. Returns scores [Q,k] and ids [Q,k].
+   * k larger than numCorpus returns numCorpus columns (result.k). blockRows: corpus rows per
+   * backend call (default: sized for the backend). The inputs must not change until it settles. */
   topk(queries: Float32Array, corpus: Float32Array, numQueries: number, numCorpus: number, hidden: number,
-    k: number, device: DeviceName): Promise<{ scores: Float32Array; ids: BigInt64Array }>;
+    k: number, device: DeviceName, blockRows?: number): Promise<{ scores: Float32Array; ids: BigInt64Array; k: number }>;
+  /** Test hook (cpp/napi/ops.cpp): run one backend op on float64 host data; overwritten outputs
+   * are NaN-poisoned first. Returns the op's outputs by name (numbers for scalar results). */
+  runOp?(device: DeviceName, op: string, args: Record<string, OpArg>): Record<string, Float64Array | number>;
 }
+
+/** An argument of runOp: tensors as Float64Array, host int arrays (cuSeqlens, ids) as Int32Array. */
+export type OpArg = Float64Array | Int32Array | number | boolean | string;
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const packageRoot = path.resolve(here, '..');

@@ -9,6 +9,9 @@
 // - Float tensors use the backend's compute dtype (act_dtype(): F32 or F64 on the CPU,
 //   BF16 on CUDA) unless a comment says F32. Optimizer state and gradients of trainable
 //   parameters are param_dtype() (F32 on CUDA, the compute dtype on the CPU).
+//   The core accumulates weight gradients straight into those param_dtype tensors: the
+//   gradient output of matmul (C), bias_backward, rmsnorm/layernorm_backward (dw, db) and
+//   embedding_backward may be param_dtype while their inputs are act_dtype.
 // - "accumulate" outputs are added to (+=); everything else is overwritten.
 // - Every op validates nothing about shapes beyond what it needs to not crash: the core
 //   checks shapes once, when it builds the graph.
@@ -49,6 +52,9 @@ class Backend {
   virtual void download(void* dst, DType dst_dtype, const Tensor& src) = 0;
   virtual void fill(Tensor& t, double value) = 0;
   virtual void copy(Tensor& dst, const Tensor& src) = 0;  // same dtype & numel
+  // dst = src converted to dst's dtype (same numel). Default: a round trip through the host in
+  // F64; backends may override. Used where param_dtype != act_dtype (master weights, grads).
+  virtual void convert(Tensor& dst, const Tensor& src);
   virtual void synchronize() {}
 
   // ---- linear algebra ----

@@ -65,4 +65,13 @@ Tensor Backend::zeros(std::vector<int64_t> shape, DType dtype) {
   return t;
 }
 
+void Backend::convert(Tensor& dst, const Tensor& src) {
+  if (dst.numel() != src.numel())
+    throw Error("convert: " + src.shape_str() + " -> " + dst.shape_str() + " (element counts differ)");
+  if (dst.dtype == src.dtype) return copy(dst, src);
+  std::vector<double> host(size_t(src.numel()));
+  download(host.data(), DType::F64, src);
+  upload(dst, host.data(), DType::F64);
+}
+
 }  // namespace lmdr

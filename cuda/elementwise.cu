@@ -1,0 +1,115 @@
+// Elementwise ops: dtype conversion (upload/download), fill, add, scale, axpy, bias add and
+// its gradient. Grid-stride loops; every dtype goes through load_f/store_f (or doubles for
+// conversions, so int32/int64 ids and float64 host data survive exactly).
+#include "column_reduce.cuh"
+#include "ops.cuh"
+
+namespace lmdr::cuda {
+
+// ---- kernels ----
+
+__device__ __forceinline__ double load_d(const void* p, DType t, int64_t i) {
+  switch (t) {
+    case DType::F64: return static_cast<const double*>(p)[i];
+    case DType::I32: return double(static_cast<const int32_t*>(p)[i]);
+    case DType::I64: return double(static_cast<const int64_t*>(p)[i]);
+    default: return double(load_f(p, t, i));
+  }
+}
+__device__ __forceinline__ void store_d(void* p, DType t, int64_t i, double v) {
+  switch (t) {
+    case DType::F64: static_cast<double*>(p)[i] = v; break;
+    case DType::I32: static_cast<int32_t*>(p)[i] = int32_t(v); break;
+    case DType::I64: static_cast<int64_t*>(p)[i] = int64_t(v); break;
+    case DType::F32: static_cast<float*>(p)[i] = float(v); break;
+    // double -> bf16/f16 straight, not via float: one rounding, like the CPU's conversion
+    case DType::BF16: static_cast<__nv_bfloat16*>(p)[i] = __double2bfloat16(v); break;
+    case DType::F16: static_cast<__half*>(p)[i] = __double2half(v); break;
+  }
+}
+
+__global__ void convert_kernel(void* dst, DType dt, const void* src, DType st, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    store_d(dst, dt, i, load_d(src, st, i));
+}
+
+__global__ void fill_kernel(void* dst, DType t, int64_t n, double value) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    store_d(dst, t, i, value);
+}
+
+__global__ void add_kernel(void* out, DType ot, const void* a, DType at, const void* b, DType bt, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    store_f(out, ot, i, load_f(a, at, i) + load_f(b, bt, i));
+}
+
+__global__ void scale_kernel(void* x, DType t, int64_t n, float s) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    store_f(x, t, i, load_f(x, t, i) * s);
+}
+
+__global__ void axpy_kernel(void* y, DType yt, float a, const void* x, DType xt, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    store_f(y, yt, i, fmaf(a, load_f(x, xt, i), load_f(y, yt, i)));
+}
+
+__global__ void add_bias_kernel(void* y, DType yt, const void* bias, DType bt, int64_t T, int64_t N) {
+  int64_t n = T * N;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    store_f(y, yt, i, load_f(y, yt, i) + load_f(bias, bt, i % N));
+}
+
+struct LoadAt {  // f(t, j) = x[t, j]
+  const void* x;
+  DType t;
+  int64_t N;
+  __device__ float operator()(int64_t r, int64_t j) const { return load_f(x, t, r * N + j); }
+};
+
+// ---- launchers ----
+
+void convert_forward(void* dst, DType dst_t, const void* src, DType src_t, int64_t n, cudaStream_t stream) {
+  if (n <= 0) return;
+  convert_kernel<<<grid_for(n), 256, 0, stream>>>(dst, dst_t, src, src_t, n);
+  LMDR_LAUNCH_CHECK("convert_kernel");
+}
+
+void fill_forward(void* dst, DType t, int64_t n, double value, cudaStream_t stream) {
+  if (n <= 0) return;
+  if (value == 0.0) {  // all-zero bits for every dtype
+    LMDR_CUDA_CHECK(cudaMemsetAsync(dst, 0, size_t(n) * dtype_size(t), stream));
+    return;
+  }
+  fill_kernel<<<grid_for(n), 256, 0, stream>>>(dst, t, n, value);
+  LMDR_LAUNCH_CHECK("fill_kernel");
+}
+
+void add_forward(void* out, DType ot, const void* a, DType at, const void* b, DType bt, int64_t n, cudaStream_t stream) {
+  if (n <= 0) return;
+  add_kernel<<<grid_for(n), 256, 0, stream>>>(out, ot, a, at, b, bt, n);
+  LMDR_LAUNCH_CHECK("add_kernel");
+}
+
+void scale_forward(void* x, DType t, int64_t n, float s, cudaStream_t stream) {
+  if (n <= 0) return;
+  scale_kernel<<<grid_for(n), 256, 0, stream>>>(x, t, n, s);
+  LMDR_LAUNCH_CHECK("scale_kernel");
+}
+
+void axpy_forward(void* y, DType yt, float a, const void* x, DType xt, int64_t n, cudaStream_t stream) {
+  if (n <= 0) return;
+  axpy_kernel<<<grid_for(n), 256, 0, stream>>>(y, yt, a, x, xt, n);
+  LMDR_LAUNCH_CHECK("axpy_kernel");
+}
+
+void add_bias_forward(void* y, DType yt, const void* bias, DType bt, int64_t T, int64_t N, cudaStream_t stream) {
+  if (T * N <= 0) return;
+  add_bias_kernel<<<grid_for(T * N), 256, 0, stream>>>(y, yt, bias, bt, T, N);
+  LMDR_LAUNCH_CHECK("add_bias_kernel");
+}
+
+void bias_backward(void* dbias, DType dbt, const void* dy, DType dyt, int64_t T, int64_t N, cudaStream_t stream) {
+  column_reduce(dbias, dbt, T, N, LoadAt{dy, dyt, N}, stream, "bias_backward");
+}
+
+}  // namespace lmdr::cuda

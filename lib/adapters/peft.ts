@@ -1,0 +1,173 @@
+// PEFT LoRA adapters on disk: adapter_config.json + adapter_model.safetensors.
+// Keys are `base_model.model.<module path>.lora_A.weight` ([r, in]) and `.lora_B.weight`
+// ([out, r]), the form PEFT writes for an AutoModel backbone; the `base_model.model.model.`
+// form (PEFT over a *ForCausalLM model) loads too. Scale alpha / r (no rsLoRA, no DoRA).
+import fs from 'node:fs';
+import path from 'node:path';
+import { UserError } from '../errors.ts';
+import { writeFileAtomic } from '../formats/atomic-write.ts';
+import { readSafetensorsHeader, readTensorValues, writeSafetensors } from '../model/safetensors.ts';
+import type { HostTensor, LoraSpec, NativeModel, SafetensorsDType } from '../native.ts';
+
+export const ADAPTER_CONFIG = 'adapter_config.json';
+export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
+const KEY_PREFIX = 'base_model.model.';
+
+export interface AdapterConfig {
+  r: number;
+  alpha: number;
+  dropout: number;
+  targets: string[];
+  baseModel: string; // base_model_name_or_path
+}
+
+/** Everything PEFT writes for a plain LoRA adapter, so Python's PeftModel.from_pretrained loads it. */
+export function peftConfigJson(c: AdapterConfig): Record<string, unknown> {
+  return {
+    alpha_pattern: {},
+    auto_mapping: null,
+    base_model_name_or_path: c.baseModel,
+    bias: 'none',
+    fan_in_fan_out: false,
+    inference_mode: true,
+    init_lora_weights: true,
+    layer_replication: null,
+    layers_pattern: null,
+    layers_to_transform: null,
+    loftq_config: {},
+    lora_alpha: c.alpha,
+    lora_dropout: c.dropout,
+    megatron_config: null,
+    megatron_core: 'megatron.core',
+    modules_to_save: null,
+    peft_type: 'LORA',
+    r: c.r,
+    rank_pattern: {},
+    revision: null,
+    target_modules: c.targets,
+    task_type: 'FEATURE_EXTRACTION',
+    use_dora: false,
+    use_rslora: false,
+  };
+}
+
+const isEmpty = (v: unknown) => v === undefined || v === null || (typeof v === 'object' && Object.keys(v as object).length === 0);
+
+/** Read and check adapter_config.json: only what lmdr can reproduce exactly is accepted. */
+export function readAdapterConfig(dir: string): AdapterConfig {
+  const file = path.join(dir, ADAPTER_CONFIG);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new UserError(e.code === 'ENOENT' ? `${dir}: not a PEFT adapter dir (no ${ADAPTER_CONFIG})` : `${file}: invalid JSON (${e.message})`);
+  }
+  const bad = (what: string) => new UserError(`${file}: ${what}`);
+  if (typeof raw !== 'object' || raw === null) throw bad('not a JSON object');
+  const c = raw as Record<string, unknown>;
+  if (c.peft_type !== 'LORA') throw bad(`peft_type ${JSON.stringify(c.peft_type)} is not supported (only "LORA")`);
+  if (!Number.isSafeInteger(c.r) || (c.r as number) < 1) throw bad(`"r" must be an integer >= 1, got ${JSON.stringify(c.r)}`);
+  if (typeof c.lora_alpha !== 'number' || !(c.lora_alpha > 0)) throw bad(`"lora_alpha" must be a number > 0, got ${JSON.stringify(c.lora_alpha)}`);
+  let targets = c.target_modules;
+  if (typeof targets === 'string') {
+    if (!/^[A-Za-z0-9_]+$/.test(targets)) throw bad(`target_modules as a regular expression (${JSON.stringify(targets)}) is not supported; give a list of module names`);
+    targets = [targets];
+  }
+  if (!Array.isArray(targets) || targets.length === 0 || !targets.every((t) => typeof t === 'string' && t !== '')) {
+    throw bad(`"target_modules" must be a non-empty list of module names, got ${JSON.stringify(c.target_modules)}`);
+  }
+  if (c.use_rslora === true) throw bad('use_rslora (scale alpha/sqrt(r)) is not supported');
+  if (c.use_dora === true) throw bad('use_dora is not supported');
+  if (c.fan_in_fan_out === true) throw bad('fan_in_fan_out (Conv1D weights) is not supported');
+  if (c.bias !== undefined && c.bias !== 'none') throw bad(`bias ${JSON.stringify(c.bias)} is not supported (only "none")`);
+  if (!isEmpty(c.rank_pattern) || !isEmpty(c.alpha_pattern)) throw bad('per-module rank_pattern / alpha_pattern is not supported');
+  if (!isEmpty(c.modules_to_save)) throw bad('modules_to_save is not supported');
+  if (!isEmpty(c.layers_to_transform)) throw bad('layers_to_transform is not supported');
+  const dropout = typeof c.lora_dropout === 'number' ? c.lora_dropout : 0;
+  return { r: c.r as number, alpha: c.lora_alpha, dropout, targets: targets as string[], baseModel: typeof c.base_model_name_or_path === 'string' ? c.base_model_name_or_path : '' };
+}
+
+/** The adapter's tensors keyed by module path as written after `base_model.model.` (e.g. "layers.0.self_attn.q_proj.lora_A.weight"). */
+export function readAdapterTensors(dir: string): Map<string, { shape: number[]; dtype: SafetensorsDType; data: Float32Array }> {
+  const file = path.join(dir, ADAPTER_WEIGHTS);
+  if (!fs.existsSync(file)) throw new UserError(`${dir}: no ${ADAPTER_WEIGHTS}`);
+  const header = readSafetensorsHeader(file);
+  const out = new Map<string, { shape: number[]; dtype: SafetensorsDType; data: Float32Array }>();
+  for (const t of header.tensors.values()) {
+    if (!t.name.startsWith(KEY_PREFIX) || !/\.lora_[AB]\.weight$/.test(t.name)) {
+      throw new UserError(`${file}: tensor "${t.name}" is not a LoRA weight (expected ${KEY_PREFIX}<module>.lora_A.weight / lora_B.weight)`);
+    }
+    if (t.shape.length !== 2) throw new UserError(`${file}: tensor "${t.name}" has shape ${JSON.stringify(t.shape)}, expected 2 dimensions`);
+    out.set(t.name.slice(KEY_PREFIX.length), { shape: t.shape, dtype: t.dtype, data: Float32Array.from(readTensorValues(file, t)) });
+  }
+  if (out.size === 0) throw new UserError(`${file}: no LoRA tensors`);
+  return out;
+}
+
+/** Write an adapter dir: weights first, then the config, each atomically (temp + rename). */
+export function writeAdapter(dir: string, config: AdapterConfig, params: HostTensor[]): void {
+  fs.mkdirSync(dir, { recursive: true });
+  for (const p of params) {
+    if (!/\.lora_[AB]\.weight$/.test(p.name)) throw new Error(`writeAdapter: "${p.name}" is not a LoRA parameter`);
+  }
+  writeSafetensors(path.join(dir, ADAPTER_WEIGHTS), params.map((p) => ({ name: KEY_PREFIX + p.name, dtype: 'F32' as const, shape: p.shape, data: p.data })));
+  writeFileAtomic(path.join(dir, ADAPTER_CONFIG), [Buffer.from(JSON.stringify(peftConfigJson(config), null, 2) + '\n')]);
+}
+
+/** Match adapter keys to the model's LoRA parameter names, accepting the extra `model.` of the CausalLM form. */
+export function matchAdapterKeys(dir: string, keys: Iterable<string>, paramNames: string[]): Map<string, string> {
+  const names = new Set(paramNames);
+  const byParam = new Map<string, string>(); // param name -> adapter key
+  for (const key of keys) {
+    const candidates = [key, key.replace(/^model\./, ''), key.replace(/^bert\./, ''), 'model.' + key];
+    const name = candidates.find((c) => names.has(c));
+    if (name === undefined) {
+      throw new UserError(`${path.join(dir, ADAPTER_WEIGHTS)}: "${KEY_PREFIX}${key}" matches no LoRA module of this model (wrong base model or target_modules?)`);
+    }
+    if (byParam.has(name)) throw new UserError(`${path.join(dir, ADAPTER_WEIGHTS)}: "${KEY_PREFIX}${key}" and "${KEY_PREFIX}${byParam.get(name)}" name the same module`);
+    byParam.set(name, key);
+  }
+  for (const name of paramNames) {
+    if (!byParam.has(name)) throw new UserError(`${path.join(dir, ADAPTER_WEIGHTS)}: missing "${KEY_PREFIX}${name}" (target_modules lists this module)`);
+  }
+  return byParam;
+}
+
+// Models that carry LoRA modules: the native model takes one adapter, and this lets callers say so clearly.
+const withLora = new WeakSet<NativeModel>();
+
+export function hasLora(model: NativeModel): boolean {
+  return withLora.has(model);
+}
+
+/** model.addLora, remembered for hasLora(). */
+export function addLora(model: NativeModel, spec: LoraSpec): void {
+  model.addLora(spec);
+  withLora.add(model);
+}
+
+/**
+ * Add the adapter's LoRA modules to a loaded model and set their weights. Leaves the model in
+ * setTrainable('lora') mode; returns the adapter's config.
+ */
+export function applyAdapter(model: NativeModel, dir: string, dropout?: number): AdapterConfig {
+  const config = readAdapterConfig(dir);
+  const tensors = readAdapterTensors(dir);
+  try {
+    addLora(model, { targets: config.targets, r: config.r, alpha: config.alpha, dropout: dropout ?? config.dropout, seed: 0 });
+  } catch (err) {
+    throw new UserError(`${path.join(dir, ADAPTER_CONFIG)}: ${(err as Error).message}`);
+  }
+  model.setTrainable('lora');
+  const params = model.params();
+  const byParam = matchAdapterKeys(dir, tensors.keys(), params.map((p) => p.name));
+  for (const p of params) {
+    const t = tensors.get(byParam.get(p.name)!)!;
+    if (t.shape.join() !== p.shape.join()) {
+      throw new UserError(`${path.join(dir, ADAPTER_WEIGHTS)}: "${KEY_PREFIX}${byParam.get(p.name)}" has shape [${t.shape}] but the model needs [${p.shape}] (r ${config.r})`);
+    }
+    model.setParam(p.name, t.data);
+  }
+  return config;
+}

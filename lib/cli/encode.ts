@@ -1,0 +1,138 @@
+// lmdr encode: JSON lines in, a float32 .npy matrix out (row i = line i's embedding).
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { Engine, type EncodeInput } from '../engine.ts';
+import { UserError } from '../errors.ts';
+import { readJsonLines } from '../formats/jsonl.ts';
+import { writeNpy } from '../formats/npy.ts';
+import type { PoolingMode } from '../native.ts';
+import { ProgressBar } from './progress.ts';
+
+const HELP = `usage: lmdr encode --model DIR --input FILE.jsonl --output FILE.npy [flags]
+
+Embed every line of FILE.jsonl and write a float32 [lines, hidden] .npy matrix, row i = line i.
+A line is a JSON string, {"text": "..."} or pre-tokenized {"input_ids": [...]} (used exactly as
+given: no special tokens, no EOS; a model dir without tokenizer.json needs this form).
+
+  --model DIR               Hugging Face model dir (config.json, *.safetensors, tokenizer.json)
+  --input FILE.jsonl        one input per line
+  --output FILE.npy         written atomically: no file is left behind on error
+  --pooling eos|cls|mean    default: eos for decoders (EOS appended after truncating to
+                            max-length - 1), cls for BERT
+  --max-length N            tokens per input, longer inputs are truncated (512)
+  --instruction TEXT        prepended to every text input, e.g. "query: "
+  --batch-size N            sequences per forward pass (32)
+  --no-normalize            keep raw pooled vectors (default: L2-normalized)
+  --adapter DIR             a PEFT LoRA adapter dir applied on top of the model
+  --device cpu|cuda|cuda:N  default: CUDA when usable, else CPU ($LMDR_DEVICE)
+  --help                    this text
+`;
+
+interface EncodeFlags {
+  model: string;
+  input: string;
+  output: string;
+  pooling?: PoolingMode;
+  maxLength: number;
+  instruction?: string;
+  batchSize: number;
+  normalize: boolean;
+  adapter?: string;
+  device?: string;
+  help: boolean;
+}
+
+export function parseEncodeFlags(argv: string[]): EncodeFlags {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    values = parseArgs({
+      args: argv,
+      options: {
+        model: { type: 'string' }, input: { type: 'string' }, output: { type: 'string' },
+        pooling: { type: 'string' }, 'max-length': { type: 'string' }, instruction: { type: 'string' },
+        'batch-size': { type: 'string' }, 'no-normalize': { type: 'boolean' }, adapter: { type: 'string' },
+        device: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }).values as Record<string, string | boolean | undefined>;
+  } catch (err) {
+    throw new UserError(`${(err as Error).message.split('\n')[0]} (see lmdr encode --help)`);
+  }
+  const help = values.help === true;
+  const str = (f: string) => values[f] as string | undefined;
+  const required = (f: string, what: string): string => {
+    const v = str(f);
+    if (!v && !help) throw new UserError(`--${f} ${what} is required (see lmdr encode --help)`);
+    return v ?? '';
+  };
+  const int = (f: string, fallback: number): number => {
+    const v = str(f);
+    if (v === undefined) return fallback;
+    const n = Number(v);
+    if (!/^\s*\d+\s*$/.test(v) || !Number.isSafeInteger(n) || n <= 0) throw new UserError(`--${f} expects a positive integer, got "${v}"`);
+    return n;
+  };
+  const pooling = str('pooling');
+  if (pooling !== undefined && !['eos', 'cls', 'mean'].includes(pooling)) {
+    throw new UserError(`--pooling must be eos, cls or mean, got "${pooling}"`);
+  }
+  return {
+    model: required('model', 'DIR'),
+    input: required('input', 'FILE.jsonl'),
+    output: required('output', 'FILE.npy'),
+    pooling: pooling as PoolingMode | undefined,
+    maxLength: int('max-length', 512),
+    instruction: str('instruction'),
+    batchSize: int('batch-size', 32),
+    normalize: values['no-normalize'] !== true,
+    adapter: str('adapter'),
+    device: str('device'),
+    help,
+  };
+}
+
+/** One input per JSON line; shape errors name file:line. */
+async function readInputs(file: string): Promise<{ inputs: EncodeInput[]; lines: number[] }> {
+  const inputs: EncodeInput[] = [];
+  const lines: number[] = [];
+  for await (const { value, line } of readJsonLines(file, 'input')) {
+    if (typeof value === 'string') inputs.push(value);
+    else if (typeof value === 'object' && value !== null && typeof (value as { text?: unknown }).text === 'string') {
+      inputs.push({ text: (value as { text: string }).text });
+    } else if (typeof value === 'object' && value !== null && Array.isArray((value as { input_ids?: unknown }).input_ids)) {
+      inputs.push({ input_ids: (value as { input_ids: number[] }).input_ids });
+    } else {
+      throw new UserError(`${file}:${line}: expected a JSON string, {"text": "..."} or {"input_ids": [...]}`);
+    }
+    lines.push(line);
+  }
+  if (inputs.length === 0) throw new UserError(`${file}: no inputs (the file is empty)`);
+  return { inputs, lines };
+}
+
+export async function run(argv: string[]): Promise<void> {
+  const flags = parseEncodeFlags(argv);
+  if (flags.help) {
+    process.stdout.write(HELP);
+    return;
+  }
+  const outDir = path.dirname(path.resolve(flags.output));
+  if (!fs.existsSync(outDir)) throw new UserError(`--output ${flags.output}: directory ${outDir} does not exist`);
+  const { inputs, lines } = await readInputs(flags.input);
+  const engine = await Engine.load(flags.model, { device: flags.device, adapter: flags.adapter });
+  try {
+    const opts = {
+      pooling: flags.pooling, maxLength: flags.maxLength, instruction: flags.instruction, batchSize: flags.batchSize,
+      normalize: flags.normalize, describeInput: (i: number) => `${flags.input}:${lines[i]}`,
+    };
+    const sequences = engine.tokenize(inputs, opts);
+    const bar = new ProgressBar('encode', inputs.length, { unit: 'inputs' });
+    const embeddings = await engine.encodeIds(sequences, { ...opts, onProgress: (done) => bar.update(done) });
+    bar.finish();
+    writeNpy(flags.output, { rows: embeddings.rows, cols: embeddings.dim, data: embeddings.data });
+  } finally {
+    engine.dispose();
+  }
+}

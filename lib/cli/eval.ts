@@ -1,0 +1,129 @@
+// lmdr eval: encode a BEIR / MS MARCO split with a model (+ adapter), search the whole corpus,
+// write run.trec, metrics.json and reusable corpus embeddings, print the metrics.
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+
+import { Engine } from '../engine.ts';
+import { UserError } from '../errors.ts';
+import { datasetFiles, evaluateRetrieval } from '../eval/evaluate.ts';
+import { DEFAULT_MEASURES } from '../eval/metrics.ts';
+import type { PoolingMode } from '../native.ts';
+import { ProgressBar } from './progress.ts';
+import { parseCount } from './search.ts';
+
+const HELP = `usage: lmdr eval --model DIR (--beir DIR | --msmarco DIR) [flags]
+
+Encodes the corpus and the split's queries, runs exact top-k search over the whole corpus and
+scores the run with trec_eval 9.0.8 semantics. Writes OUTPUT/run.trec, OUTPUT/metrics.json and
+OUTPUT/corpus/ (embeddings.npy, ids.txt, meta.json), which a later eval of the same corpus with
+the same model, adapter and passage settings reuses. Prints the metrics as one JSON object.
+
+  --adapter DIR              PEFT LoRA adapter applied on top of --model
+  --beir DIR                 corpus.jsonl, queries.jsonl, qrels/<split>.tsv
+  --msmarco DIR              collection.tsv, queries.<split>.tsv, qrels.<split>.tsv
+  --split NAME               default test (BEIR) or dev (MS MARCO)
+  --k N                      hits per query (1000)
+  --output DIR               default eval-<dataset>-<split>
+  --measures LIST            default ${DEFAULT_MEASURES}
+  --query-instruction T      prepended to every query
+  --passage-instruction T    prepended to every passage
+  --query-max-len N          tokens (64)
+  --passage-max-len N        tokens (256); long passages (8192) run in small batches
+  --batch-size N             sequences per forward (32)
+  --max-tokens N             tokens per forward (16384)
+  --pooling eos|cls|mean     default: the model's
+  --no-title                 BEIR: passage = text only (default title + " " + text)
+  --all-queries              average over all qrels queries (trec_eval -c)
+  --keep-self                BEIR: keep a retrieved doc whose id equals the query id
+                             (dropped by default, as BEIR's evaluator does)
+  --drop-self                MS MARCO: drop it (kept by default)
+  --reencode                 ignore cached corpus embeddings
+  --device cpu|cuda|cuda:N   default: CUDA when usable, else CPU ($LMDR_DEVICE)
+  --no-progress              no progress bars
+`;
+
+export async function run(argv: string[]): Promise<void> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        model: { type: 'string' }, adapter: { type: 'string' }, beir: { type: 'string' }, msmarco: { type: 'string' },
+        split: { type: 'string' }, k: { type: 'string' }, output: { type: 'string' }, measures: { type: 'string' },
+        'query-instruction': { type: 'string' }, 'passage-instruction': { type: 'string' },
+        'query-max-len': { type: 'string' }, 'passage-max-len': { type: 'string' }, 'batch-size': { type: 'string' },
+        'max-tokens': { type: 'string' }, pooling: { type: 'string' }, device: { type: 'string' },
+        'no-title': { type: 'boolean' }, 'all-queries': { type: 'boolean' }, 'keep-self': { type: 'boolean' },
+        'drop-self': { type: 'boolean' }, reencode: { type: 'boolean' }, 'no-progress': { type: 'boolean' }, help: { type: 'boolean' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    throw new UserError(`${(err as Error).message.split('\n')[0]} (see lmdr eval --help)`);
+  }
+  if (values.help) {
+    process.stdout.write(HELP);
+    return;
+  }
+  if (!values.model) throw new UserError('--model DIR is required (see lmdr eval --help)');
+  if ((values.beir === undefined) === (values.msmarco === undefined)) throw new UserError('give exactly one of --beir DIR or --msmarco DIR');
+  if (values['keep-self'] && values['drop-self']) throw new UserError('--keep-self and --drop-self contradict each other');
+  const pooling = values.pooling as PoolingMode | undefined;
+  if (pooling !== undefined && !['eos', 'cls', 'mean'].includes(pooling)) throw new UserError(`--pooling must be eos, cls or mean, got "${pooling}"`);
+  const split = values.split ?? (values.beir !== undefined ? 'test' : 'dev');
+  const dataset = path.basename(path.resolve(values.beir ?? values.msmarco!));
+  const output = values.output ?? `eval-${dataset}-${split}`;
+  const k = parseCount(values.k, '--k', 1000);
+  const opt = (flag: string) => (values as Record<string, string | undefined>)[flag];
+  const count = (flag: string) => (opt(flag) === undefined ? undefined : parseCount(opt(flag), `--${flag}`));
+
+  datasetFiles({ beir: values.beir, msmarco: values.msmarco, split }); // fail before loading the model
+  fs.mkdirSync(output, { recursive: true });
+  const engine = await Engine.load(values.model, { device: values.device, adapter: values.adapter });
+  const enabled = values['no-progress'] ? false : undefined;
+  const bars = new Map<string, ProgressBar>();
+  const progress = (stage: string, done: number, total: number) => {
+    let bar = bars.get(stage);
+    if (!bar) {
+      for (const b of bars.values()) b.finish();
+      bars.clear();
+      bars.set(stage, (bar = new ProgressBar(`${stage}`, total, { unit: stage === 'search' ? 'queries' : 'texts', enabled })));
+    }
+    bar.update(done);
+  };
+  try {
+    const adapterStamp = values.adapter ? adapterFingerprint(values.adapter) : null;
+    const result = await evaluateRetrieval(engine, {
+      beir: values.beir, msmarco: values.msmarco, split, k, measures: values.measures,
+      queryInstruction: values['query-instruction'], passageInstruction: values['passage-instruction'],
+      queryMaxLen: count('query-max-len'), passageMaxLen: count('passage-max-len'),
+      batchSize: count('batch-size'), maxTokens: count('max-tokens'), pooling,
+      titles: !values['no-title'], allQueries: values['all-queries'],
+      dropSelf: values['keep-self'] ? false : values['drop-self'] ? true : undefined,
+      runFile: path.join(output, 'run.trec'),
+      corpusCache: path.join(output, 'corpus'),
+      corpusKey: { model: modelFingerprint(values.model), adapter: adapterStamp, reencode: values.reencode ? Date.now() : 0 },
+      device: values.device,
+      onProgress: progress,
+    });
+    for (const b of bars.values()) b.finish();
+    const text = JSON.stringify(result.metrics);
+    fs.writeFileSync(path.join(output, 'metrics.json'), text + '\n');
+    process.stderr.write(`lmdr eval: ${result.numQueries} queries, ${result.corpusSize} passages` +
+      `${result.corpusReused ? ' (corpus embeddings reused)' : ''}; wrote ${path.join(output, 'run.trec')}, ${path.join(output, 'metrics.json')}\n`);
+    process.stdout.write(text + '\n');
+  } finally {
+    engine.dispose();
+  }
+}
+
+/** Files of a model/adapter dir that decide its embeddings: path, size and mtime of each. */
+function dirFingerprint(dir: string, names: (n: string) => boolean): Record<string, unknown> {
+  const abs = path.resolve(dir);
+  const files = fs.readdirSync(abs).filter(names).sort();
+  return { dir: abs, files: files.map((f) => { const st = fs.statSync(path.join(abs, f)); return [f, st.size, st.mtimeMs]; }) };
+}
+const modelFingerprint = (dir: string) => dirFingerprint(dir, (n) => n.endsWith('.safetensors') || n.endsWith('.json'));
+const adapterFingerprint = (dir: string) => dirFingerprint(dir, (n) => n.startsWith('adapter_'));

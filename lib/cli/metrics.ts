@@ -1,0 +1,56 @@
+// lmdr metrics: trec_eval-equal measures of a TREC run against qrels, printed as one JSON object.
+import { parseArgs } from 'node:util';
+import { UserError } from '../errors.ts';
+import { DEFAULT_MEASURES, evaluateRun, parseMeasures } from '../eval/metrics.ts';
+import { readQrels, readTrecRun } from '../formats/trec.ts';
+
+const HELP = `usage: lmdr metrics --qrels FILE --run FILE [flags]
+
+Prints one JSON object {"ndcg@10": ..., ...} with trec_eval 9.0.8 semantics (ties by docno
+descending, rel >= 1 relevant, graded nDCG).
+
+  --measures LIST   comma-separated, from ndcg@K mrr@K recall@K map@K p@K (K optional except
+                    for p: whole ranking). Default ${DEFAULT_MEASURES}
+  --all-queries     average over every qrels query, missing ones scoring 0 (trec_eval -c,
+                    MS MARCO's official averaging); default: queries in both run and qrels
+  --per-query       add {"per_query": {qid: {...}}}
+  --drop-self       drop a retrieved doc whose id equals the query id (BEIR convention)
+
+qrels: TREC "qid iter docno rel" or BEIR TSV "query-id corpus-id score" (header line).
+A doc repeated within one query of the run: the first line counts, later ones are ignored
+(trec_eval 9.0.8 refuses such runs); a note goes to stderr.
+`;
+
+export async function run(argv: string[]): Promise<void> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        qrels: { type: 'string' }, run: { type: 'string' }, measures: { type: 'string' },
+        'all-queries': { type: 'boolean' }, 'per-query': { type: 'boolean' }, 'drop-self': { type: 'boolean' }, help: { type: 'boolean' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    throw new UserError(`${(err as Error).message}\n${HELP}`);
+  }
+  if (values.help) {
+    process.stdout.write(HELP);
+    return;
+  }
+  if (!values.qrels || !values.run) throw new UserError(`--qrels and --run are required\n${HELP}`);
+  const measures = parseMeasures(values.measures ?? DEFAULT_MEASURES);
+  const qrels = await readQrels(values.qrels);
+  const runFile = await readTrecRun(values.run);
+  if (runFile.duplicates > 0) {
+    process.stderr.write(`lmdr metrics: ${runFile.duplicates} repeated (query, doc) line(s) ignored, the first at ${runFile.firstDuplicate}\n`);
+  }
+  const result = evaluateRun(qrels, runFile.run, measures, {
+    allQueries: values['all-queries'], perQuery: values['per-query'], dropSelf: values['drop-self'],
+  });
+  const out: Record<string, unknown> = { ...result.means };
+  if (result.perQuery) out.per_query = result.perQuery;
+  process.stdout.write(JSON.stringify(out) + '\n');
+}

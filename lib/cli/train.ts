@@ -1,0 +1,158 @@
+// lmdr train: flags -> TrainOptions -> engine.train(), with a progress bar on stderr.
+import { parseArgs } from 'node:util';
+import { Engine } from '../engine.ts';
+import { UserError } from '../errors.ts';
+import { ProgressBar } from './progress.ts';
+import type { StepRecord } from '../train/log.ts';
+import { TRAIN_DEFAULTS, type TrainOptions } from '../train/options.ts';
+
+const HELP = `usage: lmdr train --model DIR --data FILE.jsonl --output DIR [flags]
+
+Contrastive fine-tuning of a retriever (InfoNCE over in-batch and hard negatives).
+Data: JSON lines {"query": str, "pos": [str], "neg": [str]}. Output: OUTPUT/adapter_config.json +
+adapter_model.safetensors (PEFT LoRA; a plain HF model dir with --full), OUTPUT/checkpoint-<step>/,
+OUTPUT/train_log.jsonl.
+
+  --init-adapter DIR        start from a PEFT adapter (its r, alpha and targets win)
+  --lora-r N                LoRA rank (${TRAIN_DEFAULTS.loraR})
+  --lora-alpha A            LoRA alpha; scale alpha/r (${TRAIN_DEFAULTS.loraAlpha})
+  --lora-dropout P          dropout on the LoRA input (${TRAIN_DEFAULTS.loraDropout})
+  --lora-targets LIST       module names (decoders: q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj;
+                            bert: query,key,value,dense)
+  --full                    full fine-tuning of every weight, no LoRA
+  --optimizer adamw|sgd     (${TRAIN_DEFAULTS.optimizer})
+  --lr LR                   peak learning rate (${TRAIN_DEFAULTS.lr})
+  --lr-scheduler linear|constant   (${TRAIN_DEFAULTS.lrScheduler})
+  --warmup-steps N | --warmup-ratio R   linear warmup (0)
+  --weight-decay W          decoupled weight decay (${TRAIN_DEFAULTS.weightDecay})
+  --max-grad-norm G         gradient-norm clipping, 0 = off (${TRAIN_DEFAULTS.maxGradNorm})
+  --batch-size N            queries per step (${TRAIN_DEFAULTS.batchSize})
+  --group-size G            passages per query: 1 positive + G-1 negatives (${TRAIN_DEFAULTS.groupSize})
+  --temperature T           InfoNCE temperature on cosine scores (${TRAIN_DEFAULTS.temperature})
+  --query-max-len N         (${TRAIN_DEFAULTS.queryMaxLen})
+  --passage-max-len N       (${TRAIN_DEFAULTS.passageMaxLen})
+  --query-instruction TEXT  prepended to every query
+  --passage-instruction TEXT  prepended to every passage
+  --steps N | --epochs E    run length (default 1 epoch = ceil(#queries / batch) steps)
+  --chunk-size N            GradCache: sequences per forward (default: the whole step at once)
+  --recompute               recompute activations per layer in backward (less memory)
+  --save-steps N            checkpoint every N steps, 0 = only at the end (${TRAIN_DEFAULTS.saveSteps})
+  --eval-beir DIR           evaluate on this BEIR folder at step 0, every --eval-steps and at the end
+                            (OUTPUT/eval_log.jsonl; plotted with the loss in OUTPUT/curves.svg)
+  --eval-split NAME         qrels split for --eval-beir (test)
+  --eval-steps N            evaluation interval in steps, 0 = only at the start and the end (0)
+  --seed S                  data order, negatives, dropout and LoRA init (${TRAIN_DEFAULTS.seed})
+  --resume                  continue from the newest OUTPUT/checkpoint-<step>
+  --device cpu|cuda|cuda:N  (default: CUDA when usable, else CPU; $LMDR_DEVICE)
+  --no-progress             no progress bar (LMDR_PROGRESS=0|1 also decides)
+`;
+
+const stringFlags = [
+  'model', 'data', 'output', 'init-adapter', 'lora-r', 'lora-alpha', 'lora-dropout', 'lora-targets', 'optimizer', 'lr',
+  'lr-scheduler', 'warmup-steps', 'warmup-ratio', 'weight-decay', 'max-grad-norm', 'batch-size', 'group-size',
+  'temperature', 'query-max-len', 'passage-max-len', 'query-instruction', 'passage-instruction', 'steps', 'epochs',
+  'chunk-size', 'save-steps', 'eval-beir', 'eval-split', 'eval-steps', 'seed', 'device',
+] as const;
+const booleanFlags = ['full', 'resume', 'recompute', 'no-progress', 'help'] as const;
+
+export function parseTrainFlags(argv: string[]): { model: string; options: TrainOptions; progress: boolean } {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    values = parseArgs({
+      args: argv,
+      options: Object.fromEntries([
+        ...stringFlags.map((f) => [f, { type: 'string' as const }]),
+        ...booleanFlags.map((f) => [f, { type: 'boolean' as const }]),
+      ]),
+      strict: true,
+      allowPositionals: false,
+    }).values as Record<string, string | boolean | undefined>;
+  } catch (err) {
+    throw new UserError(`${(err as Error).message.split('\n')[0]} (see lmdr train --help)`);
+  }
+  const str = (f: string) => values[f] as string | undefined;
+  const num = (f: string): number | undefined => {
+    const v = str(f);
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isFinite(n)) throw new UserError(`--${f} expects a number, got "${v}"`);
+    return n;
+  };
+  const model = str('model');
+  if (!model) throw new UserError('--model DIR is required');
+  if (!str('data')) throw new UserError('--data FILE.jsonl is required');
+  if (!str('output')) throw new UserError('--output DIR is required');
+  const options: TrainOptions = {
+    data: str('data')!,
+    output: str('output')!,
+    initAdapter: str('init-adapter'),
+    loraR: num('lora-r'),
+    loraAlpha: num('lora-alpha'),
+    loraDropout: num('lora-dropout'),
+    loraTargets: str('lora-targets')?.split(',').map((t) => t.trim()),
+    full: values.full === true,
+    optimizer: str('optimizer') as TrainOptions['optimizer'],
+    lr: num('lr'),
+    lrScheduler: str('lr-scheduler') as TrainOptions['lrScheduler'],
+    warmupSteps: num('warmup-steps'),
+    warmupRatio: num('warmup-ratio'),
+    weightDecay: num('weight-decay'),
+    maxGradNorm: num('max-grad-norm'),
+    batchSize: num('batch-size'),
+    groupSize: num('group-size'),
+    temperature: num('temperature'),
+    queryMaxLen: num('query-max-len'),
+    passageMaxLen: num('passage-max-len'),
+    queryInstruction: str('query-instruction'),
+    passageInstruction: str('passage-instruction'),
+    steps: num('steps'),
+    epochs: num('epochs'),
+    chunkSize: num('chunk-size'),
+    recompute: values.recompute === true,
+    saveSteps: num('save-steps'),
+    evalBeir: str('eval-beir'),
+    evalSplit: str('eval-split'),
+    evalSteps: num('eval-steps'),
+    seed: num('seed'),
+    resume: values.resume === true,
+    device: str('device'),
+  };
+  return { model, options, progress: values['no-progress'] !== true };
+}
+
+export async function run(argv: string[]): Promise<void> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(HELP);
+    return;
+  }
+  const { model, options, progress } = parseTrainFlags(argv);
+  const engine = await Engine.load(model, { device: options.device });
+  try {
+    const bar = progress ? stepProgress() : undefined;
+    const summary = await engine.train({ ...options, onStep: bar?.update });
+    bar?.done();
+    for (const w of summary.warnings) process.stderr.write(`lmdr train: warning: ${w}\n`);
+    for (const ev of summary.evaluations) {
+      process.stderr.write(`eval step ${ev.step}: ${Object.entries(ev).filter(([k]) => k !== 'step').map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ')}\n`);
+    }
+    process.stderr.write(`trained ${summary.steps} steps (final loss ${summary.finalLoss.toFixed(4)}, ${Math.round(summary.tokensPerSecond)} tokens/s); wrote ${summary.output}\n`);
+  } finally {
+    engine.dispose();
+  }
+}
+
+/** The shared progress bar, created at the first step (when the run length is known). */
+function stepProgress(): { update: (r: StepRecord) => void; done: () => void } {
+  let bar: ProgressBar | undefined;
+  let extra = '';
+  return {
+    update(r: StepRecord) {
+      bar ??= new ProgressBar('train', r.total_steps, { unit: 'steps' });
+      extra = `loss ${r.loss.toFixed(4)} lr ${r.lr.toExponential(2)} ${Math.round(r.tokens_per_s)} tokens/s`;
+      bar.update(r.step, extra);
+    },
+    done() {
+      bar?.finish(extra);
+    },
+  };
+}

@@ -1,0 +1,192 @@
+// Engine: a loaded model (native weights + config + tokenizer) that turns inputs into
+// embeddings. Inputs are tokenized, sorted by length, packed into batches under a sequence
+// and token budget, run through the native forward, and returned in input order.
+import { UserError } from './errors.ts';
+import { readModelConfig, type ModelInfo } from './model/config.ts';
+import { loadCheckpoint } from './model/checkpoint.ts';
+import { TextTokenizer } from './model/tokenizer.ts';
+import { native, type DeviceName, type NativeModel, type PoolingMode } from './native.ts';
+import { applyAdapter } from './adapters/peft.ts';
+import { engineBackbone } from './train/backbone.ts';
+import type { TrainOptions } from './train/options.ts';
+import { train, type TrainSummary } from './train/trainer.ts';
+
+export type EncodeInput = string | { text: string } | { input_ids: number[] };
+
+export interface EncodeOptions {
+  pooling?: PoolingMode; // default: the model's (eos for decoders, cls for BERT)
+  maxLength?: number; // tokens per sequence, default 512
+  instruction?: string; // prepended to every text input (not to input_ids)
+  batchSize?: number; // sequences per forward call, default 32
+  maxTokens?: number; // tokens per forward call, default 16384
+  normalize?: boolean; // L2-normalize embeddings, default true
+  onProgress?: (done: number, total: number) => void;
+  /** how errors name input i (default "input i"; the CLI says "FILE:LINE") */
+  describeInput?: (i: number) => string;
+}
+
+/** Row-major float32 embeddings, one row per input in input order. */
+export class Embeddings {
+  readonly rows: number;
+  readonly dim: number;
+  readonly data: Float32Array;
+  constructor(rows: number, dim: number, data: Float32Array) {
+    this.rows = rows;
+    this.dim = dim;
+    this.data = data;
+  }
+  row(i: number): Float32Array {
+    if (!Number.isInteger(i) || i < 0 || i >= this.rows) throw new RangeError(`row ${i} outside 0..${this.rows - 1}`);
+    return this.data.subarray(i * this.dim, (i + 1) * this.dim);
+  }
+}
+
+const devicePattern = /^(cpu|cpu-f64|cuda(:\d+)?)$/;
+
+/** The device a model loads on: explicit, then $LMDR_DEVICE, then CUDA when usable, else CPU. */
+export function resolveDevice(device?: string): DeviceName {
+  const chosen = device ?? process.env.LMDR_DEVICE;
+  if (chosen !== undefined && chosen !== '') {
+    if (!devicePattern.test(chosen)) throw new UserError(`unknown device "${chosen}" (expected cpu, cuda or cuda:N)`);
+    return chosen;
+  }
+  const info = native().buildInfo();
+  return info.cudaCompiled && info.cudaError === '' && info.cudaDevices.length > 0 ? 'cuda' : 'cpu';
+}
+
+export class Engine {
+  readonly modelDir: string;
+  readonly native: NativeModel;
+  readonly config: ModelInfo;
+  readonly tokenizer: TextTokenizer | null;
+
+  private constructor(modelDir: string, model: NativeModel, config: ModelInfo, tokenizer: TextTokenizer | null) {
+    this.modelDir = modelDir;
+    this.native = model;
+    this.config = config;
+    this.tokenizer = tokenizer;
+  }
+
+  /** Load a Hugging Face model dir (config.json, safetensors, optional tokenizer.json); opts.adapter: a PEFT LoRA dir used without merging. */
+  static async load(modelDir: string, opts: { device?: string; adapter?: string } = {}): Promise<Engine> {
+    const config = readModelConfig(modelDir);
+    const tensors = loadCheckpoint(modelDir, config);
+    const tokenizer = TextTokenizer.load(modelDir, config);
+    const device = resolveDevice(opts.device);
+    const model = await native().loadModel(config.native, tensors, device);
+    if (opts.adapter) {
+      try {
+        applyAdapter(model, opts.adapter);
+        model.setTrainable('none');
+      } catch (err) {
+        model.dispose();
+        throw err;
+      }
+    }
+    return new Engine(modelDir, model, config, tokenizer);
+  }
+
+  get dim(): number {
+    return this.config.native.hidden;
+  }
+
+  /** Token ids of each input exactly as encode() would run them. */
+  tokenize(inputs: EncodeInput[], opts: Pick<EncodeOptions, 'pooling' | 'maxLength' | 'instruction' | 'describeInput'> = {}): number[][] {
+    const pooling = opts.pooling ?? this.config.defaultPooling;
+    if (!['eos', 'cls', 'mean'].includes(pooling)) throw new UserError(`unknown pooling "${pooling}" (expected eos, cls or mean)`);
+    let maxLength = positiveInt('maxLength', opts.maxLength ?? 512);
+    if (this.config.maxSequence !== null) maxLength = Math.min(maxLength, this.config.maxSequence);
+    const vocab = this.config.native.vocab;
+    const describe = opts.describeInput ?? ((i: number) => `input ${i}`);
+    return inputs.map((input, i) => {
+      let ids: number[];
+      if (typeof input === 'string' || (typeof input === 'object' && input !== null && typeof (input as { text?: unknown }).text === 'string')) {
+        const text = typeof input === 'string' ? input : (input as { text: string }).text;
+        if (!this.tokenizer) {
+          throw new UserError(`${describe(i)}: ${this.modelDir} has no tokenizer.json, so only {"input_ids": [...]} inputs can be encoded`);
+        }
+        ids = this.tokenizer.encode((opts.instruction ?? '') + text, pooling, maxLength);
+      } else if (typeof input === 'object' && input !== null && Array.isArray((input as { input_ids?: unknown }).input_ids)) {
+        ids = (input as { input_ids: unknown[] }).input_ids as number[];
+        for (let j = 0; j < ids.length; j++) {
+          const id = ids[j];
+          if (!Number.isInteger(id) || id < 0 || id >= vocab) {
+            throw new UserError(`${describe(i)}: token id ${JSON.stringify(id)} at position ${j} is outside the vocabulary (0..${vocab - 1})`);
+          }
+        }
+        if (ids.length > maxLength) ids = ids.slice(0, maxLength);
+      } else {
+        throw new UserError(`${describe(i)}: expected a string, {"text": "..."} or {"input_ids": [...]}`);
+      }
+      if (ids.length === 0) throw new UserError(`${describe(i)}: empty sequence (no tokens to embed)`);
+      if (this.config.slidingWindow !== null && ids.length > this.config.slidingWindow) {
+        throw new UserError(`${describe(i)}: ${ids.length} tokens exceed the model's sliding window ${this.config.slidingWindow} (lower --max-length)`);
+      }
+      return ids;
+    });
+  }
+
+  /** Embed inputs; row i of the result belongs to inputs[i] whatever the batching. */
+  async encode(inputs: EncodeInput[], opts: EncodeOptions = {}): Promise<Embeddings> {
+    const pooling = opts.pooling ?? this.config.defaultPooling;
+    const sequences = this.tokenize(inputs, { ...opts, pooling });
+    return this.encodeIds(sequences, { ...opts, pooling });
+  }
+
+  /** Embed already-final token id sequences (no templates, truncation or checks). */
+  async encodeIds(sequences: number[][], opts: EncodeOptions = {}): Promise<Embeddings> {
+    const pooling = opts.pooling ?? this.config.defaultPooling;
+    const batchSize = positiveInt('batchSize', opts.batchSize ?? 32);
+    const maxTokens = positiveInt('maxTokens', opts.maxTokens ?? 16384);
+    const normalize = opts.normalize ?? true;
+    const H = this.dim;
+    const out = new Float32Array(sequences.length * H);
+    // Longest first: the biggest batch runs (and fails, if memory is short) before any work is wasted.
+    const order = sequences.map((_, i) => i).sort((a, b) => sequences[b].length - sequences[a].length || a - b);
+    let done = 0;
+    for (const batch of packBatches(order, sequences, batchSize, maxTokens)) {
+      const cu = new Int32Array(batch.length + 1);
+      batch.forEach((idx, b) => { cu[b + 1] = cu[b] + sequences[idx].length; });
+      const ids = new Int32Array(cu[batch.length]);
+      batch.forEach((idx, b) => ids.set(sequences[idx], cu[b]));
+      const pooled = await this.native.forward(ids, cu, { pooling, normalize });
+      batch.forEach((idx, b) => out.set(pooled.subarray(b * H, (b + 1) * H), idx * H));
+      done += batch.length;
+      opts.onProgress?.(done, sequences.length);
+    }
+    return new Embeddings(sequences.length, H, out);
+  }
+
+  /** Contrastive training of this engine's model (LoRA, or full with options.full); see TrainOptions. */
+  async train(options: TrainOptions): Promise<TrainSummary> {
+    return train(engineBackbone(this), options);
+  }
+
+  dispose(): void {
+    this.native.dispose();
+  }
+}
+
+/** Consecutive runs of `order` holding at most batchSize sequences and maxTokens tokens (at least one sequence). */
+export function packBatches(order: number[], sequences: number[][], batchSize: number, maxTokens: number): number[][] {
+  const batches: number[][] = [];
+  let current: number[] = [];
+  let tokens = 0;
+  for (const idx of order) {
+    const len = sequences[idx].length;
+    if (current.length > 0 && (current.length >= batchSize || tokens + len > maxTokens)) {
+      batches.push(current);
+      current = [];
+      tokens = 0;
+    }
+    current.push(idx);
+    tokens += len;
+  }
+  if (current.length > 0) batches.push(current);
+  return batches;
+}
+
+function positiveInt(name: string, v: number): number {
+  if (!Number.isSafeInteger(v) || v <= 0) throw new UserError(`${name} must be a positive integer, got ${v}`);
+  return v;
+}

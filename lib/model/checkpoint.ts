@@ -1,0 +1,131 @@
+// A Hugging Face model dir's weights -> the TensorSource list the native loader reads.
+// Names become canonical module paths of the base model ("model." / "bert." stripped), heads
+// we never use are skipped, and every required tensor is checked against the config's shapes.
+import fs from 'node:fs';
+import path from 'node:path';
+import { UserError } from '../errors.ts';
+import type { TensorSource } from '../native.ts';
+import type { ModelInfo } from './config.ts';
+import { readSafetensorsHeader, type SafetensorsFile } from './safetensors.ts';
+
+/** Canonical tensor name -> expected shape, in load order. */
+export function expectedTensors(info: ModelInfo): Map<string, number[]> {
+  const c = info.native;
+  const out = new Map<string, number[]>();
+  if (c.arch === 'bert') {
+    const H = c.hidden;
+    out.set('embeddings.word_embeddings.weight', [c.vocab, H]);
+    out.set('embeddings.position_embeddings.weight', [c.maxPositions, H]);
+    out.set('embeddings.token_type_embeddings.weight', [c.typeVocab, H]);
+    out.set('embeddings.LayerNorm.weight', [H]);
+    out.set('embeddings.LayerNorm.bias', [H]);
+    for (let l = 0; l < c.layers; l++) {
+      const p = `encoder.layer.${l}`;
+      for (const m of ['query', 'key', 'value']) {
+        out.set(`${p}.attention.self.${m}.weight`, [H, H]);
+        out.set(`${p}.attention.self.${m}.bias`, [H]);
+      }
+      out.set(`${p}.attention.output.dense.weight`, [H, H]);
+      out.set(`${p}.attention.output.dense.bias`, [H]);
+      out.set(`${p}.attention.output.LayerNorm.weight`, [H]);
+      out.set(`${p}.attention.output.LayerNorm.bias`, [H]);
+      out.set(`${p}.intermediate.dense.weight`, [c.intermediate, H]);
+      out.set(`${p}.intermediate.dense.bias`, [c.intermediate]);
+      out.set(`${p}.output.dense.weight`, [H, c.intermediate]);
+      out.set(`${p}.output.dense.bias`, [H]);
+      out.set(`${p}.output.LayerNorm.weight`, [H]);
+      out.set(`${p}.output.LayerNorm.bias`, [H]);
+    }
+    return out;
+  }
+  const H = c.hidden;
+  const q = c.heads * c.headDim;
+  const kv = c.kvHeads * c.headDim;
+  out.set('embed_tokens.weight', [c.vocab, H]);
+  for (let l = 0; l < c.layers; l++) {
+    const p = `layers.${l}`;
+    out.set(`${p}.input_layernorm.weight`, [H]);
+    out.set(`${p}.self_attn.q_proj.weight`, [q, H]);
+    out.set(`${p}.self_attn.k_proj.weight`, [kv, H]);
+    out.set(`${p}.self_attn.v_proj.weight`, [kv, H]);
+    if (c.qkvBias) {
+      out.set(`${p}.self_attn.q_proj.bias`, [q]);
+      out.set(`${p}.self_attn.k_proj.bias`, [kv]);
+      out.set(`${p}.self_attn.v_proj.bias`, [kv]);
+    }
+    out.set(`${p}.self_attn.o_proj.weight`, [H, q]);
+    out.set(`${p}.post_attention_layernorm.weight`, [H]);
+    out.set(`${p}.mlp.gate_proj.weight`, [c.intermediate, H]);
+    out.set(`${p}.mlp.up_proj.weight`, [c.intermediate, H]);
+    out.set(`${p}.mlp.down_proj.weight`, [H, c.intermediate]);
+  }
+  out.set('norm.weight', [H]);
+  return out;
+}
+
+/** HF checkpoint name -> canonical name. Old BERT checkpoints spell LayerNorm weights gamma/beta. */
+export function canonicalName(name: string, info: ModelInfo): string {
+  if (info.native.arch === 'bert') {
+    const bare = name.startsWith('bert.') ? name.slice('bert.'.length) : name;
+    return bare.replace(/\.LayerNorm\.gamma$/, '.LayerNorm.weight').replace(/\.LayerNorm\.beta$/, '.LayerNorm.bias');
+  }
+  return name.startsWith('model.') ? name.slice('model.'.length) : name;
+}
+
+/** The safetensors files of a model dir: model.safetensors, or the shards its index names. */
+export function checkpointFiles(modelDir: string): string[] {
+  const single = path.join(modelDir, 'model.safetensors');
+  const index = path.join(modelDir, 'model.safetensors.index.json');
+  if (fs.existsSync(single)) return [single];
+  if (!fs.existsSync(index)) {
+    const hint = fs.existsSync(path.join(modelDir, 'pytorch_model.bin')) ? ' (pytorch_model.bin is not supported: convert it to safetensors)' : '';
+    throw new UserError(`${modelDir}: no model.safetensors or model.safetensors.index.json${hint}`);
+  }
+  let weightMap: unknown;
+  try {
+    weightMap = (JSON.parse(fs.readFileSync(index, 'utf8')) as { weight_map?: unknown }).weight_map;
+  } catch (err) {
+    throw new UserError(`${index}: invalid JSON (${(err as Error).message})`);
+  }
+  if (typeof weightMap !== 'object' || weightMap === null || Object.values(weightMap).some((f) => typeof f !== 'string')) {
+    throw new UserError(`${index}: "weight_map" must map tensor names to file names`);
+  }
+  const shards = [...new Set(Object.values(weightMap as Record<string, string>))];
+  for (const shard of shards) {
+    if (path.isAbsolute(shard) || shard.split(/[\\/]/).includes('..')) throw new UserError(`${index}: shard "${shard}" must be a file inside the model dir`);
+  }
+  return shards.map((s) => path.join(modelDir, s));
+}
+
+/** Locate, validate and canonically name every tensor the native model needs. */
+export function loadCheckpoint(modelDir: string, info: ModelInfo): TensorSource[] {
+  const expected = expectedTensors(info);
+  const found = new Map<string, { file: SafetensorsFile; hfName: string }>();
+  const nonFloat = new Map<string, { file: string; dtype: string }>();
+  for (const file of checkpointFiles(modelDir)) {
+    const header = readSafetensorsHeader(path.resolve(file));
+    for (const name of header.tensors.keys()) {
+      const canonical = canonicalName(name, info);
+      if (!expected.has(canonical)) continue; // lm_head, pooler, cls.* heads, buffers
+      const previous = found.get(canonical);
+      if (previous) throw new UserError(`${file}: tensor "${name}" duplicates "${previous.hfName}" in ${previous.file.file}`);
+      found.set(canonical, { file: header, hfName: name });
+    }
+    for (const [name, t] of header.otherTensors) nonFloat.set(canonicalName(name, info), { file, dtype: t.dtype });
+  }
+  const sources: TensorSource[] = [];
+  for (const [canonical, shape] of expected) {
+    const hit = found.get(canonical);
+    if (!hit) {
+      const bad = nonFloat.get(canonical);
+      if (bad) throw new UserError(`${bad.file}: tensor "${canonical}" has dtype ${bad.dtype}, expected F32, F16, BF16 or F64`);
+      throw new UserError(`${modelDir}: missing tensor "${canonical}" (expected shape ${JSON.stringify(shape)})`);
+    }
+    const t = hit.file.tensors.get(hit.hfName)!;
+    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+      throw new UserError(`${hit.file.file}: tensor "${hit.hfName}" has shape ${JSON.stringify(t.shape)}, expected ${JSON.stringify(shape)} from config.json`);
+    }
+    sources.push({ name: canonical, file: hit.file.file, offset: t.offset, dtype: t.dtype, shape: t.shape });
+  }
+  return sources;
+}

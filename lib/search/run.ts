@@ -1,0 +1,52 @@
+// Searching a batch of queries into a TREC run: in query chunks, so the results held at once
+// stay bounded, written as they come and/or kept as a Run for the metrics.
+import type { Run } from '../eval/metrics.ts';
+import { TrecRunWriter } from '../formats/trec.ts';
+import type { VectorIndex } from './index.ts';
+
+export interface RunSearchOptions {
+  output?: string; // TREC run file to write
+  keep?: boolean; // also return the run in memory
+  queryChunk?: number; // queries per search call (default 4096)
+  onProgress?: (done: number, total: number) => void;
+}
+
+/**
+ * Top-k of every query row against the index. Hits per query: min(k, index size), ranks
+ * 1..n by score descending (ties: lower corpus row first). Query i is named queryIds[i].
+ */
+export async function searchToRun(index: VectorIndex, queries: Float32Array, queryIds: string[], k: number,
+  options: RunSearchOptions = {}): Promise<Run | undefined> {
+  const dim = index.dim;
+  const Q = queryIds.length;
+  if (queries.length !== Q * dim) throw new Error(`searchToRun: ${queries.length} query values for ${Q} ids of dim ${dim}`);
+  const chunk = options.queryChunk ?? 4096;
+  const writer = options.output ? new TrecRunWriter(options.output) : undefined;
+  const run: Run | undefined = options.keep ? new Map() : undefined;
+  try {
+    for (let q0 = 0; q0 < Q; q0 += chunk) {
+      const q1 = Math.min(Q, q0 + chunk);
+      const r = await index.search(queries.subarray(q0 * dim, q1 * dim), k);
+      for (let q = q0; q < q1; q++) {
+        const docs: string[] = [];
+        const scores: number[] = [];
+        for (let j = 0; j < r.k; j++) {
+          const row = r.rows[(q - q0) * r.k + j];
+          if (row < 0) break;
+          docs.push(index.id(row));
+          scores.push(r.scores[(q - q0) * r.k + j]);
+        }
+        writer?.writeQuery(queryIds[q], docs, scores);
+        if (run) {
+          const m = new Map<string, number>();
+          docs.forEach((d, j) => { if (!m.has(d)) m.set(d, scores[j]); });
+          run.set(queryIds[q], m);
+        }
+      }
+      options.onProgress?.(q1, Q);
+    }
+  } finally {
+    writer?.close();
+  }
+  return run;
+}

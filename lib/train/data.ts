@@ -1,0 +1,121 @@
+// Training data: FlagEmbedding JSON lines {"query": str, "pos": [str], "neg": [str], "task"?: str}
+// and the seeded sampler that turns it into steps.
+//
+// Sampling rule (a pure function of seed and step, so --resume needs only the step number):
+// - Epoch e visits the queries in a permutation drawn from (seed, e). Step k of the epoch takes
+//   positions k*B .. k*B+B-1 of it; the last step of an epoch, when short, is filled from the
+//   start of the same permutation, so every step has B distinct queries and an epoch is
+//   ceil(N / B) steps.
+// - Slot i of step s draws from (seed, s, i): one positive uniformly from "pos"; then G-1
+//   negatives: a uniform sample without replacement when "neg" has at least G-1, otherwise
+//   "neg" shuffled and cycled (each negative used once before any repeats); a record with no
+//   negatives gets positives of other, uniformly chosen records instead.
+import { UserError } from '../errors.ts';
+import { readJsonLines } from '../formats/jsonl.ts';
+import { hashInts, permutation, Purpose, randInt, rng } from './random.ts';
+
+export interface TrainRecord {
+  query: string;
+  pos: string[];
+  neg: string[];
+  task?: string;
+  line: number; // 1-based line in the file, for messages
+}
+
+export interface StepBatch {
+  step: number; // 0-based global step index
+  epoch: number;
+  records: number[]; // record indices, B of them
+  queries: string[]; // B
+  passages: string[]; // B*G: query i's positive at i*G, then its G-1 negatives
+}
+
+function isStringArray(v: unknown): v is string[] {
+  return Array.isArray(v) && v.every((x) => typeof x === 'string');
+}
+
+/** Checks one parsed JSON line; errors name file:line and the field. */
+export function toTrainRecord(value: unknown, file: string, line: number): TrainRecord {
+  const at = `${file}:${line}`;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new UserError(`${at}: expected a JSON object {"query", "pos", "neg"}`);
+  const v = value as Record<string, unknown>;
+  if (typeof v.query !== 'string') throw new UserError(`${at}: missing "query" (a string)`);
+  if (v.pos === undefined) throw new UserError(`${at}: missing "pos" (a list of strings)`);
+  if (!isStringArray(v.pos)) throw new UserError(`${at}: "pos" must be a list of strings`);
+  if (v.pos.length === 0) throw new UserError(`${at}: "pos" is empty; every query needs a positive passage`);
+  const neg = v.neg === undefined || v.neg === null ? [] : v.neg;
+  if (!isStringArray(neg)) throw new UserError(`${at}: "neg" must be a list of strings`);
+  if (v.task !== undefined && typeof v.task !== 'string') throw new UserError(`${at}: "task" must be a string`);
+  return { query: v.query, pos: v.pos, neg, task: v.task as string | undefined, line };
+}
+
+/** Every record of a training file; blank lines are skipped, anything else bad is an error naming file:line. */
+export async function loadTrainData(file: string): Promise<TrainRecord[]> {
+  const records: TrainRecord[] = [];
+  for await (const { value, line } of readJsonLines(file, '--data')) records.push(toTrainRecord(value, file, line));
+  if (records.length === 0) throw new UserError(`${file}: no training records`);
+  return records;
+}
+
+export class Sampler {
+  readonly stepsPerEpoch: number;
+  private order?: { epoch: number; perm: Int32Array };
+
+  constructor(
+    readonly records: TrainRecord[],
+    readonly batchSize: number,
+    readonly groupSize: number,
+    readonly seed: number,
+    readonly file = 'data',
+  ) {
+    if (!Number.isInteger(batchSize) || batchSize < 1) throw new UserError(`--batch-size must be an integer >= 1, got ${batchSize}`);
+    if (!Number.isInteger(groupSize) || groupSize < 2) throw new UserError(`--group-size must be an integer >= 2 (1 positive + at least 1 negative), got ${groupSize}`);
+    if (records.length === 0) throw new UserError(`${file}: no training records`);
+    if (batchSize > records.length) throw new UserError(`--batch-size ${batchSize} is larger than the ${records.length} queries in ${file}`);
+    if (records.length < 2 && records.every((r) => r.neg.length === 0)) throw new UserError(`${file}: a single record without "neg" leaves nothing to use as a negative`);
+    this.stepsPerEpoch = Math.ceil(records.length / batchSize);
+  }
+
+  private epochOrder(epoch: number): Int32Array {
+    if (this.order?.epoch !== epoch) this.order = { epoch, perm: permutation(this.records.length, rng(hashInts(this.seed, Purpose.epochOrder, epoch))) };
+    return this.order.perm;
+  }
+
+  /** The batch of 0-based global step `step`. */
+  batch(step: number): StepBatch {
+    const epoch = Math.floor(step / this.stepsPerEpoch);
+    const k = step % this.stepsPerEpoch;
+    const perm = this.epochOrder(epoch);
+    const n = perm.length;
+    const records: number[] = [];
+    for (let j = 0; j < this.batchSize; j++) records.push(perm[(k * this.batchSize + j) % n]);
+    const queries: string[] = [];
+    const passages: string[] = [];
+    records.forEach((r, slot) => {
+      const rec = this.records[r];
+      const next = rng(hashInts(this.seed, Purpose.group, step, slot));
+      queries.push(rec.query);
+      passages.push(rec.pos[randInt(next, rec.pos.length)]);
+      passages.push(...this.negatives(r, next));
+    });
+    return { step, epoch, records, queries, passages };
+  }
+
+  private negatives(r: number, next: () => number): string[] {
+    const want = this.groupSize - 1;
+    const neg = this.records[r].neg;
+    const out: string[] = [];
+    if (neg.length === 0) {
+      const n = this.records.length;
+      for (let j = 0; j < want; j++) {
+        const other = (r + 1 + randInt(next, n - 1)) % n; // uniform over records != r
+        const pos = this.records[other].pos;
+        out.push(pos[randInt(next, pos.length)]);
+      }
+      return out;
+    }
+    const perm = permutation(neg.length, next);
+    for (let j = 0; j < want; j++) out.push(neg[perm[j % neg.length]]);
+    return out;
+  }
+}

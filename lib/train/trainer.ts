@@ -1,0 +1,263 @@
+// The training loop: per step, sample B queries with G passages each, embed them (GradCache
+// chunks when --chunk-size is given), fused InfoNCE, backward, clip, optimizer, schedule.
+// Checkpoints every --save-steps and at the end; --resume continues from the newest one.
+import fs from 'node:fs';
+import path from 'node:path';
+import { UserError } from '../errors.ts';
+import { ADAPTER_WEIGHTS, addLora, applyAdapter, hasLora, writeAdapter, type AdapterConfig } from '../adapters/peft.ts';
+import { native, type NativeModel, type PoolingMode } from '../native.ts';
+import { loadTrainData, Sampler } from './data.ts';
+import { checkFingerprint, listCheckpoints, readOptimizerState, readTrainerState, writeCheckpoint, type TrainerState } from './checkpoint.ts';
+import { StepLog, type StepRecord } from './log.ts';
+import { EVAL_LOG, TRAIN_LOG, writeTrainingCurves } from '../plot/training-curves.ts';
+import { BERT_LORA_TARGETS, DECODER_LORA_TARGETS, resolveTrainOptions, type ResolvedTrainOptions, type TrainOptions } from './options.ts';
+import { hashInts, Purpose } from './random.ts';
+import { learningRate, warmupSteps, type ScheduleSpec } from './schedule.ts';
+
+
+/** What the trainer needs from a loaded model; Engine provides it. */
+export interface TrainBackbone {
+  model: NativeModel;
+  modelDir: string;
+  arch: 'decoder' | 'bert';
+  pooling: PoolingMode;
+  /** Token ids of each text exactly as encode makes them (EOS pooling: truncated to maxLen-1, EOS appended), packed. */
+  tokenize(texts: string[], maxLength: number, instruction: string): { ids: Int32Array; cuSeqlens: Int32Array };
+  /** Full mode: write the model's current weights as a plain HF model dir. */
+  writeFullModel(dir: string): void;
+  /** Full mode resume: load the weights written by writeFullModel into the model's trainable params. */
+  loadFullModel(dir: string): void;
+  /** Retrieval metrics of the model as it is now on a BEIR split (inference mode, no dropout). */
+  evaluate(beir: string, split: string, o: ResolvedTrainOptions): Promise<Record<string, number>>;
+}
+
+export interface TrainSummary {
+  output: string;
+  steps: number; // total optimizer steps of the run
+  startStep: number; // 0, or the checkpoint step resumed from
+  losses: number[]; // loss of each step run in this call
+  finalLoss: number;
+  seconds: number;
+  tokensPerSecond: number;
+  checkpoint: string; // the last checkpoint dir written
+  evaluations: ({ step: number } & Record<string, number>)[]; // --eval-beir results of this call
+  warnings: string[]; // problems that did not stop the run (e.g. the curves plot)
+}
+
+/** A packed batch of sequences. */
+interface Packed {
+  ids: Int32Array;
+  cuSeqlens: Int32Array;
+}
+
+function concatPacked(parts: Packed[]): Packed {
+  const total = parts.reduce((n, p) => n + p.ids.length, 0);
+  const seqs = parts.reduce((n, p) => n + p.cuSeqlens.length - 1, 0);
+  const ids = new Int32Array(total);
+  const cu = new Int32Array(seqs + 1);
+  let t = 0;
+  let s = 0;
+  for (const p of parts) {
+    ids.set(p.ids, t);
+    for (let i = 1; i < p.cuSeqlens.length; i++) cu[++s] = t + p.cuSeqlens[i];
+    t += p.ids.length;
+  }
+  return { ids, cuSeqlens: cu };
+}
+
+/** Sequences [a, b) of a packed batch. */
+function slicePacked(p: Packed, a: number, b: number): Packed {
+  const start = p.cuSeqlens[a];
+  const cu = new Int32Array(b - a + 1);
+  for (let i = a; i <= b; i++) cu[i - a] = p.cuSeqlens[i] - start;
+  return { ids: p.ids.subarray(start, p.cuSeqlens[b]), cuSeqlens: cu };
+}
+
+/** Options that must be equal between a run and its --resume (everything that changes the numbers). */
+function fingerprint(o: ResolvedTrainOptions, records: number, totalSteps: number, warmup: number, lora: AdapterConfig | null): Record<string, unknown> {
+  return {
+    'data records': records, 'total steps': totalSteps, 'warmup steps': warmup, '--seed': o.seed,
+    '--batch-size': o.batchSize, '--group-size': o.groupSize, '--full': o.full,
+    'lora': lora && { r: lora.r, alpha: lora.alpha, dropout: lora.dropout, targets: lora.targets },
+    '--optimizer': o.optimizer, '--lr': o.lr, '--lr-scheduler': o.lrScheduler, '--weight-decay': o.weightDecay,
+    '--max-grad-norm': o.maxGradNorm, adam: [o.adamBeta1, o.adamBeta2, o.adamEps],
+    '--temperature': o.temperature, similarity: o.similarity, '--query-max-len': o.queryMaxLen,
+    '--passage-max-len': o.passageMaxLen, '--query-instruction': o.queryInstruction, '--passage-instruction': o.passageInstruction,
+  };
+}
+
+export class TrainingDiverged extends UserError {}
+
+export async function train(backbone: TrainBackbone, options: TrainOptions): Promise<TrainSummary> {
+  const o = resolveTrainOptions(options);
+  const { model } = backbone;
+  const records = await loadTrainData(o.data);
+  const sampler = new Sampler(records, o.batchSize, o.groupSize, o.seed, o.data);
+  const totalSteps = o.steps ?? Math.max(1, Math.ceil((o.epochs ?? 1) * sampler.stepsPerEpoch));
+  const schedule: ScheduleSpec = { kind: o.lrScheduler, lr: o.lr, totalSteps, warmupSteps: warmupSteps(totalSteps, o.warmupSteps, o.warmupRatio) };
+
+  // The output dir holds one run: refuse to mix a new run into an old one.
+  const checkpoints = listCheckpoints(o.output);
+  const resumeFrom = o.resume ? checkpoints[0] : undefined;
+  // (A log without any checkpoint is what a run that failed early leaves: it is started over.)
+  if (!o.resume && (checkpoints.length > 0 || fs.existsSync(path.join(o.output, ADAPTER_WEIGHTS)))) {
+    throw new UserError(`--output ${o.output} already holds a training run; pass --resume to continue it or choose another --output`);
+  }
+
+  // Trainable parameters: fresh LoRA, an initial adapter, a checkpoint's adapter, or full fine-tuning.
+  if (hasLora(model)) {
+    throw new UserError('this model already has a LoRA adapter (Engine.load with an adapter, or an earlier train()); load a fresh Engine and pass initAdapter to start from an adapter');
+  }
+  let lora: AdapterConfig | null = null;
+  const loraSource = resumeFrom?.dir ?? o.initAdapter;
+  if (o.full) {
+    model.setTrainable('full');
+  } else if (loraSource) {
+    const c = applyAdapter(model, loraSource, o.loraDropout);
+    lora = { ...c, dropout: o.loraDropout, baseModel: backbone.modelDir };
+  } else {
+    const targets = o.loraTargets ?? (backbone.arch === 'bert' ? BERT_LORA_TARGETS : DECODER_LORA_TARGETS);
+    try {
+      addLora(model, { targets, r: o.loraR, alpha: o.loraAlpha, dropout: o.loraDropout, seed: hashInts(o.seed, Purpose.loraInit) });
+    } catch (err) {
+      throw new UserError(`--lora-targets ${targets.join(',')}: ${(err as Error).message.replace(/^addLora: /, '')}`);
+    }
+    model.setTrainable('lora');
+    lora = { r: o.loraR, alpha: o.loraAlpha, dropout: o.loraDropout, targets, baseModel: backbone.modelDir };
+  }
+  model.setRecompute(o.recompute);
+
+  const print = fingerprint(o, records.length, totalSteps, schedule.warmupSteps, lora);
+  let startStep = 0;
+  let lastCheckpoint = '';
+  if (resumeFrom) {
+    const state = readTrainerState(resumeFrom.dir);
+    checkFingerprint(resumeFrom.dir, state.fingerprint, print);
+    if (o.full) backbone.loadFullModel(resumeFrom.dir);
+    model.setOptimizerState(readOptimizerState(resumeFrom.dir));
+    startStep = state.step;
+    lastCheckpoint = resumeFrom.dir;
+  }
+
+  fs.mkdirSync(o.output, { recursive: true });
+  const writeModel = (dir: string) => (lora ? writeAdapter(dir, lora, model.params()) : backbone.writeFullModel(dir));
+  const save = (step: number, loss: number): string => {
+    const state: TrainerState = {
+      step, totalSteps, epoch: step / sampler.stepsPerEpoch,
+      dataPosition: { epoch: Math.floor(step / sampler.stepsPerEpoch), stepInEpoch: step % sampler.stepsPerEpoch },
+      rng: { seed: o.seed, kind: 'counter-based' }, lastLoss: loss, fingerprint: print,
+    };
+    return writeCheckpoint(o.output, state, model.optimizerState(), writeModel);
+  };
+
+  const log = new StepLog<StepRecord>(path.join(o.output, TRAIN_LOG), startStep);
+  const evalLog = o.evalBeir ? new StepLog<{ step: number } & Record<string, number>>(path.join(o.output, EVAL_LOG), startStep) : undefined;
+  const evaluations: ({ step: number } & Record<string, number>)[] = [];
+  const evaluate = async (step: number) => {
+    if (!evalLog) return;
+    const record = { step, ...(await backbone.evaluate(o.evalBeir!, o.evalSplit, o)) };
+    evalLog.append(record);
+    evaluations.push(record);
+  };
+  const losses: number[] = [];
+  const started = performance.now();
+  let tokensTotal = 0;
+  model.zeroGrad();
+  try {
+    if (startStep === 0) await evaluate(0);
+    for (let step = startStep; step < totalSteps; step++) {
+      const t0 = performance.now();
+      const batch = sampler.batch(step);
+      const packed = concatPacked([
+        backbone.tokenize(batch.queries, o.queryMaxLen, o.queryInstruction),
+        backbone.tokenize(batch.passages, o.passageMaxLen, o.passageInstruction),
+      ]);
+      const loss = await contrastiveStep(backbone, packed, o, hashInts(o.seed, Purpose.dropout, step));
+      const where = lastCheckpoint ? `the last good checkpoint is ${lastCheckpoint}` : 'no checkpoint was written';
+      if (!Number.isFinite(loss)) throw new TrainingDiverged(`loss is ${loss} at step ${step + 1}; stopped, ${where}`);
+      const gradNorm = Math.sqrt(model.gradSumSquares());
+      if (!Number.isFinite(gradNorm)) throw new TrainingDiverged(`gradient norm is ${gradNorm} at step ${step + 1}; stopped, ${where}`);
+      // torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when that is below 1
+      const gradScale = o.maxGradNorm > 0 ? Math.min(1, o.maxGradNorm / (gradNorm + 1e-6)) : 1;
+      const lr = learningRate(schedule, step);
+      model.optimizerStep({ kind: o.optimizer, lr, beta1: o.adamBeta1, beta2: o.adamBeta2, eps: o.adamEps, weightDecay: o.weightDecay, step: step + 1, gradScale });
+      model.zeroGrad();
+
+      const seconds = (performance.now() - t0) / 1000;
+      const tokens = packed.ids.length;
+      tokensTotal += tokens;
+      losses.push(loss);
+      const record: StepRecord = {
+        step: step + 1, total_steps: totalSteps, epoch: (step + 1) / sampler.stepsPerEpoch, loss, lr, grad_norm: gradNorm,
+        tokens, tokens_per_s: tokens / Math.max(seconds, 1e-9), seconds,
+      };
+      log.append(record);
+      o.onStep?.(record);
+      const done = step + 1;
+      if (done === totalSteps || (o.evalSteps > 0 && done % o.evalSteps === 0)) await evaluate(done);
+      if (done === totalSteps || (o.saveSteps > 0 && done % o.saveSteps === 0)) lastCheckpoint = save(done, loss);
+    }
+  } finally {
+    log.close();
+    evalLog?.close();
+  }
+
+  // The run's result at the top of OUTPUT: the adapter (PEFT) or, in full mode, the HF model files.
+  writeModel(o.output);
+  const warnings: string[] = [];
+  try {
+    await writeTrainingCurves(o.output);
+  } catch (err) {
+    warnings.push(`could not plot ${path.join(o.output, 'curves.svg')}: ${(err as Error).message}`);
+  }
+  const seconds = (performance.now() - started) / 1000;
+  return {
+    output: o.output, steps: totalSteps, startStep, losses, finalLoss: losses.at(-1) ?? NaN, seconds,
+    tokensPerSecond: tokensTotal / Math.max(seconds, 1e-9), checkpoint: lastCheckpoint, evaluations, warnings,
+  };
+}
+
+/**
+ * One step's loss and accumulated gradients. Sequences are the B queries then the B*G passages;
+ * each one's dropout key is its index in the step, so chunked and whole-batch passes draw the
+ * same masks and give the same gradients.
+ */
+export async function contrastiveStep(backbone: TrainBackbone, packed: Packed, o: Pick<ResolvedTrainOptions, 'batchSize' | 'groupSize' | 'temperature' | 'similarity' | 'chunkSize'>, dropoutSeed: number): Promise<number> {
+  const { model, pooling } = backbone;
+  const H = model.hidden;
+  const B = o.batchSize;
+  const S = packed.cuSeqlens.length - 1;
+  if (S !== B * (1 + o.groupSize)) throw new Error(`contrastiveStep: ${S} sequences, expected ${B} * (1 + ${o.groupSize})`);
+  const seqKeys = Int32Array.from({ length: S }, (_, i) => i);
+  const forward = (p: Packed, a: number, b: number, keep: boolean) =>
+    model.forward(p.ids, p.cuSeqlens, { pooling, normalize: false, train: true, keep, dropoutSeed, seqKeys: seqKeys.subarray(a, b) });
+  const lossAndGrad = (E: Float32Array) => {
+    const r = native().infonce(E.subarray(0, B * H), E.subarray(B * H), B, o.groupSize, H, o.temperature, o.similarity === 'cosine', model.device);
+    const dE = new Float32Array(S * H);
+    dE.set(r.dq, 0);
+    dE.set(r.dp, B * H);
+    return { loss: r.loss, dE };
+  };
+
+  const chunk = o.chunkSize;
+  if (chunk === 0 || chunk >= S) {
+    const E = await forward(packed, 0, S, true);
+    const { loss, dE } = lossAndGrad(E);
+    if (Number.isFinite(loss)) await model.backward(dE);
+    return loss;
+  }
+  // GradCache: (1) embed every chunk without activations, (2) loss and dL/dE, (3) re-run each chunk keeping activations and back-propagate its rows of dL/dE.
+  const E = new Float32Array(S * H);
+  for (let a = 0; a < S; a += chunk) {
+    const b = Math.min(S, a + chunk);
+    E.set(await forward(slicePacked(packed, a, b), a, b, false), a * H);
+  }
+  const { loss, dE } = lossAndGrad(E);
+  if (!Number.isFinite(loss)) return loss;
+  for (let a = 0; a < S; a += chunk) {
+    const b = Math.min(S, a + chunk);
+    await forward(slicePacked(packed, a, b), a, b, true);
+    await model.backward(dE.subarray(a * H, b * H));
+  }
+  return loss;
+}

@@ -1,0 +1,310 @@
+// Tiny random Hugging Face model dirs for tests: config.json exactly as transformers writes it,
+// weights under HF tensor names (seeded, std ~ 1/sqrt(fan_in) so activations are not trivial),
+// optionally sharded, optionally with a small WordPiece tokenizer.json the JS tokenizer loads.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { writeSafetensors, type TensorToWrite } from '../../lib/model/safetensors.ts';
+import { normalRng } from './rng.ts';
+
+export type TinyArch = 'qwen2' | 'llama' | 'mistral' | 'bert';
+
+export interface TinyModelOptions {
+  arch: TinyArch;
+  dtype?: 'F32' | 'BF16' | 'F16';
+  seed?: number;
+  hidden?: number; // 32
+  layers?: number; // 2
+  heads?: number; // 4
+  kvHeads?: number; // 2 (decoders)
+  headDim?: number; // written to config.json as head_dim when given (llama/mistral)
+  intermediate?: number; // 64
+  vocab?: number; // 100
+  maxPositions?: number; // bert: 64
+  ropeTheta?: number;
+  /** Llama-3 rope scaling; original_max_position_embeddings is small so every regime is hit. */
+  ropeScaling?: 'llama3';
+  sharded?: boolean; // model.safetensors.index.json + 2 shards
+  tokenizer?: boolean; // tokenizer.json + tokenizer_config.json
+  /** bert: "bert."-prefixed names plus an MLM head (like BertForMaskedLM) instead of BertModel's bare names */
+  bertPrefix?: boolean;
+  /** decoders: tie_word_embeddings=true and no lm_head.weight (keeps huge-vocab models small) */
+  tieWordEmbeddings?: boolean;
+  dir?: string; // default: a fresh temp dir
+}
+
+/** Words of the tiny tokenizer; test texts are drawn from them. */
+export const tinyWords = [
+  'the', 'a', 'of', 'and', 'to', 'in', 'is', 'was', 'for', 'on', 'with', 'as', 'by', 'at', 'from',
+  'what', 'who', 'when', 'where', 'how', 'why', 'which', 'does', 'did', 'can',
+  'river', 'mountain', 'city', 'country', 'ocean', 'forest', 'desert', 'island', 'bridge', 'tower',
+  'king', 'queen', 'doctor', 'student', 'teacher', 'writer', 'player', 'farmer',
+  'water', 'fire', 'stone', 'gold', 'iron', 'glass', 'paper', 'music', 'light', 'energy',
+  'large', 'small', 'old', 'new', 'long', 'high', 'deep', 'red', 'green', 'blue',
+  'build', 'find', 'make', 'play', 'read', 'write', 'grow', 'flow', 'rain', 'walk',
+  '##s', '##ed', '##ing', '##er', '##ly', '.', ',', '?', '!', '-',
+];
+
+const decoderSpecial: Record<Exclude<TinyArch, 'bert'>, string[]> = {
+  qwen2: ['<|endoftext|>', '<|im_start|>', '<|im_end|>'],
+  llama: ['<s>', '</s>'],
+  mistral: ['<s>', '</s>'],
+};
+const bertSpecial = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'];
+
+interface Sizes {
+  hidden: number; layers: number; heads: number; kvHeads: number; headDim: number;
+  intermediate: number; vocab: number; maxPositions: number;
+}
+
+/** Create the model dir and return its path. */
+export function makeTinyModel(opts: TinyModelOptions): string {
+  const dir = opts.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), `lmdr-tiny-${opts.arch}-`));
+  fs.mkdirSync(dir, { recursive: true });
+  const hidden = opts.hidden ?? 32;
+  const heads = opts.heads ?? 4;
+  const s: Sizes = {
+    hidden, heads,
+    layers: opts.layers ?? 2,
+    kvHeads: opts.arch === 'bert' ? heads : (opts.kvHeads ?? 2),
+    headDim: opts.headDim ?? hidden / heads,
+    intermediate: opts.intermediate ?? 64,
+    vocab: opts.vocab ?? 100,
+    maxPositions: opts.maxPositions ?? 64,
+  };
+  const vocabTokens = tokenizerVocab(opts.arch);
+  if (opts.tokenizer && vocabTokens.length > s.vocab) {
+    throw new Error(`makeTinyModel: vocab ${s.vocab} is smaller than the tiny tokenizer (${vocabTokens.length})`);
+  }
+  const dtype = opts.dtype ?? 'F32';
+  const config = opts.arch === 'bert' ? bertConfig(s, dtype) : decoderConfig(opts, s, dtype);
+  writeJson(path.join(dir, 'config.json'), config);
+
+  const rand = normalRng(opts.seed ?? 1);
+  const tensors = opts.arch === 'bert'
+    ? bertTensors(s, rand, opts.bertPrefix ?? false)
+    : decoderTensors(opts.arch, s, rand, opts.tieWordEmbeddings ?? false);
+  const withDtype: TensorToWrite[] = tensors.map((t) => ({ ...t, dtype }));
+  if (opts.sharded) {
+    const half = Math.ceil(withDtype.length / 2);
+    const shards = [withDtype.slice(0, half), withDtype.slice(half)];
+    const weightMap: Record<string, string> = {};
+    let totalSize = 0;
+    shards.forEach((shard, i) => {
+      const file = `model-0000${i + 1}-of-00002.safetensors`;
+      writeSafetensors(path.join(dir, file), shard);
+      for (const t of shard) {
+        weightMap[t.name] = file;
+        totalSize += t.data.length * (dtype === 'F32' ? 4 : 2);
+      }
+    });
+    writeJson(path.join(dir, 'model.safetensors.index.json'), { metadata: { total_size: totalSize }, weight_map: weightMap });
+  } else {
+    writeSafetensors(path.join(dir, 'model.safetensors'), withDtype);
+  }
+  if (opts.tokenizer) writeTokenizer(dir, opts.arch);
+  return dir;
+}
+
+function writeJson(file: string, value: unknown): void {
+  fs.writeFileSync(file, JSON.stringify(value, null, 2) + '\n');
+}
+
+const torchDtype = { F32: 'float32', BF16: 'bfloat16', F16: 'float16' } as const;
+
+function decoderConfig(opts: TinyModelOptions, s: Sizes, dtype: keyof typeof torchDtype): Record<string, unknown> {
+  const special = decoderSpecial[opts.arch as Exclude<TinyArch, 'bert'>];
+  const tie = opts.tieWordEmbeddings ?? false;
+  const common = {
+    hidden_size: s.hidden,
+    intermediate_size: s.intermediate,
+    num_attention_heads: s.heads,
+    num_hidden_layers: s.layers,
+    num_key_value_heads: s.kvHeads,
+    ...(opts.headDim !== undefined ? { head_dim: opts.headDim } : {}),
+  };
+  if (opts.arch === 'qwen2') {
+    return {
+      architectures: ['Qwen2ForCausalLM'], attention_dropout: 0.0,
+      bos_token_id: 0, eos_token_id: special.indexOf('<|endoftext|>'),
+      hidden_act: 'silu', hidden_size: s.hidden, initializer_range: 0.02, intermediate_size: s.intermediate,
+      max_position_embeddings: 32768, max_window_layers: s.layers, model_type: 'qwen2',
+      num_attention_heads: s.heads, num_hidden_layers: s.layers, num_key_value_heads: s.kvHeads,
+      rms_norm_eps: 1e-6, rope_scaling: null, rope_theta: opts.ropeTheta ?? 1000000.0, sliding_window: 32768,
+      tie_word_embeddings: tie, torch_dtype: torchDtype[dtype], transformers_version: '4.46.3',
+      use_cache: true, use_sliding_window: false, vocab_size: s.vocab,
+    };
+  }
+  const ropeScaling = opts.ropeScaling === 'llama3'
+    ? { factor: 8.0, high_freq_factor: 4.0, low_freq_factor: 1.0, original_max_position_embeddings: 128, rope_type: 'llama3' }
+    : null;
+  if (opts.arch === 'llama') {
+    return {
+      architectures: ['LlamaForCausalLM'], attention_bias: false, attention_dropout: 0.0,
+      bos_token_id: 0, eos_token_id: 1, head_dim: common.head_dim ?? s.headDim,
+      hidden_act: 'silu', hidden_size: s.hidden, initializer_range: 0.02, intermediate_size: s.intermediate,
+      max_position_embeddings: 131072, mlp_bias: false, model_type: 'llama',
+      num_attention_heads: s.heads, num_hidden_layers: s.layers, num_key_value_heads: s.kvHeads,
+      pretraining_tp: 1, rms_norm_eps: 1e-5, rope_scaling: ropeScaling, rope_theta: opts.ropeTheta ?? 10000.0,
+      tie_word_embeddings: tie, torch_dtype: torchDtype[dtype], transformers_version: '4.46.3',
+      use_cache: true, vocab_size: s.vocab,
+    };
+  }
+  return {
+    architectures: ['MistralForCausalLM'], attention_dropout: 0.0,
+    bos_token_id: 0, eos_token_id: 1, head_dim: common.head_dim ?? s.headDim,
+    hidden_act: 'silu', hidden_size: s.hidden, initializer_range: 0.02, intermediate_size: s.intermediate,
+    max_position_embeddings: 32768, model_type: 'mistral',
+    num_attention_heads: s.heads, num_hidden_layers: s.layers, num_key_value_heads: s.kvHeads,
+    rms_norm_eps: 1e-5, rope_theta: opts.ropeTheta ?? 1000000.0, sliding_window: null,
+    tie_word_embeddings: tie, torch_dtype: torchDtype[dtype], transformers_version: '4.46.3',
+    use_cache: true, vocab_size: s.vocab,
+  };
+}
+
+function bertConfig(s: Sizes, dtype: keyof typeof torchDtype): Record<string, unknown> {
+  return {
+    architectures: ['BertModel'], attention_probs_dropout_prob: 0.1, classifier_dropout: null,
+    hidden_act: 'gelu', hidden_dropout_prob: 0.1, hidden_size: s.hidden, initializer_range: 0.02,
+    intermediate_size: s.intermediate, layer_norm_eps: 1e-12, max_position_embeddings: s.maxPositions,
+    model_type: 'bert', num_attention_heads: s.heads, num_hidden_layers: s.layers, pad_token_id: 0,
+    position_embedding_type: 'absolute', torch_dtype: torchDtype[dtype], transformers_version: '4.46.3',
+    type_vocab_size: 2, use_cache: true, vocab_size: s.vocab,
+  };
+}
+
+type Rand = () => number;
+type Raw = { name: string; shape: number[]; data: Float64Array };
+
+function normal(rand: Rand, shape: number[], std: number, mean = 0): Float64Array {
+  const out = new Float64Array(shape.reduce((a, b) => a * b, 1));
+  for (let i = 0; i < out.length; i++) out[i] = mean + std * rand();
+  return out;
+}
+const linear = (rand: Rand, name: string, out: number, inp: number): Raw =>
+  ({ name, shape: [out, inp], data: normal(rand, [out, inp], 1 / Math.sqrt(inp)) });
+const vector = (rand: Rand, name: string, n: number, std: number, mean = 0): Raw =>
+  ({ name, shape: [n], data: normal(rand, [n], std, mean) });
+
+function decoderTensors(arch: TinyArch, s: Sizes, rand: Rand, tie: boolean): Raw[] {
+  const q = s.heads * s.headDim;
+  const kv = s.kvHeads * s.headDim;
+  const t: Raw[] = [{ name: 'model.embed_tokens.weight', shape: [s.vocab, s.hidden], data: normal(rand, [s.vocab, s.hidden], 0.5) }];
+  for (let l = 0; l < s.layers; l++) {
+    const p = `model.layers.${l}`;
+    t.push(vector(rand, `${p}.input_layernorm.weight`, s.hidden, 0.2, 1));
+    t.push(linear(rand, `${p}.self_attn.q_proj.weight`, q, s.hidden));
+    if (arch === 'qwen2') t.push(vector(rand, `${p}.self_attn.q_proj.bias`, q, 0.2));
+    t.push(linear(rand, `${p}.self_attn.k_proj.weight`, kv, s.hidden));
+    if (arch === 'qwen2') t.push(vector(rand, `${p}.self_attn.k_proj.bias`, kv, 0.2));
+    t.push(linear(rand, `${p}.self_attn.v_proj.weight`, kv, s.hidden));
+    if (arch === 'qwen2') t.push(vector(rand, `${p}.self_attn.v_proj.bias`, kv, 0.2));
+    t.push(linear(rand, `${p}.self_attn.o_proj.weight`, s.hidden, q));
+    t.push(vector(rand, `${p}.post_attention_layernorm.weight`, s.hidden, 0.2, 1));
+    t.push(linear(rand, `${p}.mlp.gate_proj.weight`, s.intermediate, s.hidden));
+    t.push(linear(rand, `${p}.mlp.up_proj.weight`, s.intermediate, s.hidden));
+    t.push(linear(rand, `${p}.mlp.down_proj.weight`, s.hidden, s.intermediate));
+  }
+  t.push(vector(rand, 'model.norm.weight', s.hidden, 0.2, 1));
+  if (!tie) t.push(linear(rand, 'lm_head.weight', s.vocab, s.hidden));
+  return t;
+}
+
+function bertTensors(s: Sizes, rand: Rand, prefixed: boolean): Raw[] {
+  const P = prefixed ? 'bert.' : '';
+  const H = s.hidden;
+  const t: Raw[] = [
+    { name: `${P}embeddings.word_embeddings.weight`, shape: [s.vocab, H], data: normal(rand, [s.vocab, H], 0.5) },
+    { name: `${P}embeddings.position_embeddings.weight`, shape: [s.maxPositions, H], data: normal(rand, [s.maxPositions, H], 0.3) },
+    { name: `${P}embeddings.token_type_embeddings.weight`, shape: [2, H], data: normal(rand, [2, H], 0.3) },
+    vector(rand, `${P}embeddings.LayerNorm.weight`, H, 0.2, 1),
+    vector(rand, `${P}embeddings.LayerNorm.bias`, H, 0.2),
+  ];
+  for (let l = 0; l < s.layers; l++) {
+    const p = `${P}encoder.layer.${l}`;
+    for (const m of ['query', 'key', 'value']) {
+      t.push(linear(rand, `${p}.attention.self.${m}.weight`, H, H));
+      t.push(vector(rand, `${p}.attention.self.${m}.bias`, H, 0.2));
+    }
+    t.push(linear(rand, `${p}.attention.output.dense.weight`, H, H));
+    t.push(vector(rand, `${p}.attention.output.dense.bias`, H, 0.2));
+    t.push(vector(rand, `${p}.attention.output.LayerNorm.weight`, H, 0.2, 1));
+    t.push(vector(rand, `${p}.attention.output.LayerNorm.bias`, H, 0.2));
+    t.push(linear(rand, `${p}.intermediate.dense.weight`, s.intermediate, H));
+    t.push(vector(rand, `${p}.intermediate.dense.bias`, s.intermediate, 0.2));
+    t.push(linear(rand, `${p}.output.dense.weight`, H, s.intermediate));
+    t.push(vector(rand, `${p}.output.dense.bias`, H, 0.2));
+    t.push(vector(rand, `${p}.output.LayerNorm.weight`, H, 0.2, 1));
+    t.push(vector(rand, `${p}.output.LayerNorm.bias`, H, 0.2));
+  }
+  if (prefixed) {
+    // BertForMaskedLM's head: present in real checkpoints, ignored by the loader.
+    t.push(linear(rand, 'cls.predictions.transform.dense.weight', H, H));
+    t.push(vector(rand, 'cls.predictions.transform.dense.bias', H, 0.2));
+    t.push(vector(rand, 'cls.predictions.bias', s.vocab, 0.2));
+  } else {
+    t.push(linear(rand, 'pooler.dense.weight', H, H));
+    t.push(vector(rand, 'pooler.dense.bias', H, 0.2));
+  }
+  return t;
+}
+
+/** Token strings of the tiny tokenizer in id order: special tokens, [UNK] for decoders, words. */
+export function tokenizerVocab(arch: TinyArch): string[] {
+  const special = arch === 'bert' ? bertSpecial : [...decoderSpecial[arch], '[UNK]'];
+  return [...special, ...tinyWords];
+}
+
+function writeTokenizer(dir: string, arch: TinyArch): void {
+  const tokens = tokenizerVocab(arch);
+  const id = (t: string) => tokens.indexOf(t);
+  const specials = arch === 'bert' ? bertSpecial : decoderSpecial[arch];
+  const addedTokens = specials.map((content) => ({
+    id: id(content), content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true,
+  }));
+  const template = (pre: string[], post: string[]) => ({
+    type: 'TemplateProcessing',
+    single: [
+      ...pre.map((t) => ({ SpecialToken: { id: t, type_id: 0 } })),
+      { Sequence: { id: 'A', type_id: 0 } },
+      ...post.map((t) => ({ SpecialToken: { id: t, type_id: 0 } })),
+    ],
+    pair: [
+      ...pre.map((t) => ({ SpecialToken: { id: t, type_id: 0 } })),
+      { Sequence: { id: 'A', type_id: 0 } },
+      ...post.map((t) => ({ SpecialToken: { id: t, type_id: 0 } })),
+      { Sequence: { id: 'B', type_id: 1 } },
+      ...post.map((t) => ({ SpecialToken: { id: t, type_id: 1 } })),
+    ],
+    special_tokens: Object.fromEntries([...pre, ...post].map((t) => [t, { id: t, ids: [id(t)], tokens: [t] }])),
+  });
+  // qwen2 adds no special tokens; llama/mistral prepend BOS; bert wraps in [CLS] ... [SEP].
+  const postProcessor = arch === 'bert' ? template(['[CLS]'], ['[SEP]'])
+    : arch === 'qwen2' ? null : template(['<s>'], []);
+  const tokenizer = {
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: addedTokens,
+    normalizer: arch === 'bert'
+      ? { type: 'BertNormalizer', clean_text: true, handle_chinese_chars: true, strip_accents: null, lowercase: true }
+      : { type: 'Lowercase' },
+    pre_tokenizer: arch === 'bert' ? { type: 'BertPreTokenizer' } : { type: 'Whitespace' },
+    post_processor: postProcessor,
+    decoder: { type: 'WordPiece', prefix: '##', cleanup: true },
+    model: {
+      type: 'WordPiece', unk_token: '[UNK]', continuing_subword_prefix: '##', max_input_chars_per_word: 100,
+      vocab: Object.fromEntries(tokens.map((t, i) => [t, i])),
+    },
+  };
+  writeJson(path.join(dir, 'tokenizer.json'), tokenizer);
+  const eos = arch === 'bert' ? undefined : arch === 'qwen2' ? '<|endoftext|>' : '</s>';
+  const tokenizerConfig: Record<string, unknown> = {
+    tokenizer_class: arch === 'bert' ? 'BertTokenizer' : arch === 'qwen2' ? 'Qwen2Tokenizer' : 'LlamaTokenizer',
+    model_max_length: 512,
+    clean_up_tokenization_spaces: false,
+  };
+  if (arch === 'bert') Object.assign(tokenizerConfig, { cls_token: '[CLS]', sep_token: '[SEP]', pad_token: '[PAD]', unk_token: '[UNK]', mask_token: '[MASK]', do_lower_case: true });
+  else Object.assign(tokenizerConfig, { eos_token: eos, pad_token: eos, unk_token: '[UNK]', ...(arch === 'qwen2' ? { bos_token: null } : { bos_token: '<s>', add_bos_token: true }) });
+  writeJson(path.join(dir, 'tokenizer_config.json'), tokenizerConfig);
+}
