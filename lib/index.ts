@@ -7,3 +7,8 @@ export type { TrainSummary } from './train/trainer.ts';
 export type { StepRecord } from './train/log.ts';
 export { applyAdapter, readAdapterConfig, writeAdapter, type AdapterConfig } from './adapters/peft.ts';
 export { writeMergedModel } from './merge.ts';
+export { evaluateRetrieval, type EvaluateRetrievalOptions, type RetrievalEvaluation } from './eval/evaluate.ts';
+export { evaluateRun, parseMeasures, DEFAULT_MEASURES, type Qrels, type Run, type Measure } from './eval/metrics.ts';
+export { CorpusIndex, HnswIndex, FaissIndex, buildIndex, loadIndex, type VectorIndex, type SearchResult } from './search/index.ts';
+export { searchToRun } from './search/run.ts';
+export { readQrels, readTrecRun, TrecRunWriter } from './formats/trec.ts';

@@ -110,29 +110,29 @@ Batch Model::make_batch(const std::vector<int32_t>& ids, const std::vector<int32
   return b;
 }
 
-Tensor Model::run_layers(const Batch& b, bool keep) {
+Tensor Model::run_layers(const Batch& b, Saved* keep) {
   const int64_t H = config_.hidden;
   Tensor h = be_->empty({b.tokens, H});
-  auto embed = embed_forward(h, b, keep);
+  auto embed = embed_forward(h, b, keep != nullptr);
   if (keep) {
-    saved_->embed = std::move(embed);
-    saved_->layer_inputs.assign(size_t(config_.layers + 1), Tensor());
-    saved_->layer_acts.resize(size_t(config_.layers));
+    keep->embed = std::move(embed);
+    keep->layer_inputs.assign(size_t(config_.layers + 1), Tensor());
+    keep->layer_acts.resize(size_t(config_.layers));
   }
   for (int i = 0; i < int(config_.layers); i++) {
     Tensor out = be_->empty({b.tokens, H});
     auto acts = layer_forward(i, out, h, b, keep && !recompute_);
     if (keep) {
-      saved_->layer_inputs[i] = h;
-      saved_->layer_acts[i] = std::move(acts);
+      keep->layer_inputs[i] = h;
+      keep->layer_acts[i] = std::move(acts);
     }
     h = out;
   }
   Tensor final_h = be_->empty({b.tokens, H});
-  auto head = head_forward(final_h, h, keep);
+  auto head = head_forward(final_h, h, keep != nullptr);
   if (keep) {
-    saved_->layer_inputs[config_.layers] = h;
-    saved_->head = std::move(head);
+    keep->layer_inputs[config_.layers] = h;
+    keep->head = std::move(head);
   }
   return final_h;
 }
@@ -140,9 +140,9 @@ Tensor Model::run_layers(const Batch& b, bool keep) {
 Tensor Model::forward(const std::vector<int32_t>& ids, const std::vector<int32_t>& cu_seqlens,
                       const ForwardOptions& opts) {
   Batch b = make_batch(ids, cu_seqlens, opts);
-  saved_.reset();  // a new forward replaces whatever the last one kept
-  if (opts.keep) saved_ = std::make_unique<Saved>();
-  Tensor h = run_layers(b, opts.keep);
+  // Filled aside and published only when the whole forward succeeded.
+  std::unique_ptr<Saved> keep = opts.keep ? std::make_unique<Saved>() : nullptr;
+  Tensor h = run_layers(b, keep.get());
   Tensor pooled = be_->empty({b.seqs, config_.hidden});
   be_->pool_forward(pooled, h, b.cu_seqlens, opts.pooling);
   Tensor out = pooled;
@@ -150,18 +150,19 @@ Tensor Model::forward(const std::vector<int32_t>& ids, const std::vector<int32_t
     out = be_->empty(pooled.shape);
     be_->l2normalize_forward(out, pooled);
   }
-  if (opts.keep) {
-    saved_->pooling = opts.pooling;
-    saved_->normalize = opts.normalize;
-    saved_->pooled_raw = pooled;
-    saved_->batch = std::move(b);
+  if (keep) {
+    keep->pooling = opts.pooling;
+    keep->normalize = opts.normalize;
+    keep->pooled_raw = pooled;
+    keep->batch = std::move(b);
+    saved_ = std::move(keep);  // replaces what the last forward(keep) kept
   }
   return out;
 }
 
 Tensor Model::hidden_states(const std::vector<int32_t>& ids, const std::vector<int32_t>& cu_seqlens) {
   Batch b = make_batch(ids, cu_seqlens, ForwardOptions{});
-  return run_layers(b, false);
+  return run_layers(b, nullptr);
 }
 
 // d(pooled_raw) from d(y), y = x / max(||x||, 1e-12), on the host in F64 ([B,H] is small):

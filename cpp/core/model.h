@@ -91,7 +91,6 @@ class Model {
  private:
   Batch make_batch(const std::vector<int32_t>& ids, const std::vector<int32_t>& cu_seqlens,
                    const ForwardOptions& opts) const;
-  Tensor run_layers(const Batch& b, bool keep);  // final hidden states [T,H]
   void load_weights(const std::vector<TensorSource>& sources);
   void allocate_training_state(Param& p);
 
@@ -105,6 +104,7 @@ class Model {
     std::vector<Tensor> layer_inputs;  // [layers + 1]: the last is the head's input
     std::vector<std::unique_ptr<Activations>> layer_acts;  // empty per layer when recomputing
   };
+  Tensor run_layers(const Batch& b, Saved* keep);  // final hidden states [T,H]; keep: store for backward
   std::unique_ptr<Saved> saved_;
   bool recompute_ = false;
   TrainMode mode_ = TrainMode::None;

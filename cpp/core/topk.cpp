@@ -41,8 +41,8 @@ TopkResult exact_topk(Backend& backend, const float* queries, int64_t Q, const f
   require_finite(corpus, N, H, "corpus");
   if (block_rows == 0) block_rows = default_block_rows(backend, H);
   block_rows = std::min(block_rows, N);
+  k = std::min(k, N);  // k > N: every row, in order
 
-  // Running lists are k wide even when k > N (empty slots stay -inf), trimmed at the end.
   std::vector<float> best(size_t(Q * k), -std::numeric_limits<float>::infinity());
   std::vector<int64_t> best_ids(size_t(Q * k), -1);
   Tensor block = backend.empty({block_rows, H});
@@ -60,18 +60,9 @@ TopkResult exact_topk(Backend& backend, const float* queries, int64_t Q, const f
   backend.synchronize();
 
   TopkResult out;
-  out.k = std::min(k, N);
-  if (out.k == k) {
-    out.scores = std::move(best);
-    out.ids = std::move(best_ids);
-    return out;
-  }
-  out.scores.resize(size_t(Q * out.k));
-  out.ids.resize(size_t(Q * out.k));
-  for (int64_t i = 0; i < Q; i++) {
-    std::copy_n(best.begin() + i * k, out.k, out.scores.begin() + i * out.k);
-    std::copy_n(best_ids.begin() + i * k, out.k, out.ids.begin() + i * out.k);
-  }
+  out.k = k;
+  out.scores = std::move(best);
+  out.ids = std::move(best_ids);
   return out;
 }
 

@@ -12,6 +12,7 @@
 // Both loops are compiled per ISA level (cpu/isa.h); exp is the vectorisable exp_approx.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <tuple>
 #include <vector>
@@ -30,7 +31,7 @@ constexpr int64_t kQ = 32;  // query rows per block
 constexpr int64_t kK = 64;  // key rows per block
 
 // kt[d][j] = row (row0 + j) of k, head kh, for j < n (zeros after): key blocks transposed so
-// score loops run contiguously over keys and vectorise.
+// score rows come out contiguous over keys.
 template <typename T>
 LMDR_INLINE void load_transposed(T* kt, const T* k, int64_t row0, int64_t n, int64_t Hkv,
                                  int64_t kh, int64_t D) {
@@ -42,20 +43,69 @@ LMDR_INLINE void load_transposed(T* kt, const T* k, int64_t row0, int64_t n, int
     for (int64_t j = n; j < kK; j++) kt[d * kK + j] = T(0);
 }
 
-// s[i][j] = scale * sum_d q[i][d] kt[d][j] for nq query rows (row stride ldq) x kK keys.
-template <typename T>
-LMDR_INLINE void block_scores(T* __restrict s, const T* q, int64_t ldq, int64_t nq,
-                              const T* __restrict kt, int64_t D, T scale) {
-  for (int64_t i = 0; i < nq; i++) {
-    T* __restrict si = s + i * kK;
-    for (int64_t j = 0; j < kK; j++) si[j] = T(0);
-    const T* qi = q + i * ldq;
-    for (int64_t d = 0; d < D; d++) {
-      const T a = qi[d] * scale;
-      const T* __restrict kd = kt + d * kK;
-      for (int64_t j = 0; j < kK; j++) si[j] += a * kd[j];
+// One register tile of small_gemm: R output rows x (C vectors of W) columns at column c0.
+template <typename T, int VB, int R, int C>
+LMDR_INLINE void small_gemm_tile(T* out, int64_t ldo, const T* coef, int64_t cso, int64_t csi,
+                                 const T* in, int64_t ldi, int64_t n_in, int64_t c0, T alpha) {
+  typedef T V __attribute__((vector_size(VB)));
+  constexpr int W = VB / sizeof(T);
+  V acc[R][C];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+    for (int c = 0; c < C; c++) acc[r][c] = V{};
+  for (int64_t j = 0; j < n_in; j++) {
+    V x[C];
+#pragma GCC unroll 8
+    for (int c = 0; c < C; c++) std::memcpy(&x[c], in + j * ldi + c0 + c * W, sizeof(V));
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) {
+      const T a = coef[r * cso + j * csi];
+#pragma GCC unroll 8
+      for (int c = 0; c < C; c++) acc[r][c] += a * x[c];
     }
   }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+    for (int c = 0; c < C; c++) {
+      V o;
+      std::memcpy(&o, out + r * ldo + c0 + c * W, sizeof(V));
+      o += alpha * acc[r][c];
+      std::memcpy(out + r * ldo + c0 + c * W, &o, sizeof(V));
+    }
+}
+
+template <typename T, int VB, int R>
+LMDR_INLINE void small_gemm_rows(T* out, int64_t ldo, const T* coef, int64_t cso, int64_t csi,
+                                 const T* in, int64_t ldi, int64_t n_in, int64_t ncols, T alpha) {
+  constexpr int W = VB / sizeof(T);
+  constexpr int C = VB >= 64 ? 4 : 2;  // R*C accumulators + C loads fit the register file
+  int64_t c0 = 0;
+  for (; c0 + C * W <= ncols; c0 += C * W)
+    small_gemm_tile<T, VB, R, C>(out, ldo, coef, cso, csi, in, ldi, n_in, c0, alpha);
+  for (; c0 + W <= ncols; c0 += W)
+    small_gemm_tile<T, VB, R, 1>(out, ldo, coef, cso, csi, in, ldi, n_in, c0, alpha);
+  for (; c0 < ncols; c0++)  // column tail when ncols is not a multiple of the vector width
+    for (int r = 0; r < R; r++) {
+      T s = 0;
+      for (int64_t j = 0; j < n_in; j++) s += coef[r * cso + j * csi] * in[j * ldi + c0];
+      out[r * ldo + c0] += alpha * s;
+    }
+}
+
+// out[r][c] += alpha * sum_j coef[r*cso + j*csi] * in[j*ldi + c] for r < n_out, c < ncols.
+// Every product of attention is this shape: scores (coef = q rows, in = transposed key
+// block), P V, P^T dout, dS^T q and dS k (the strides pick the transpose of P or dS).
+template <typename T, int VB>
+LMDR_INLINE void small_gemm(T* out, int64_t ldo, int64_t n_out, const T* coef, int64_t cso,
+                            int64_t csi, const T* in, int64_t ldi, int64_t n_in, int64_t ncols,
+                            T alpha) {
+  int64_t r0 = 0;
+  for (; r0 + 4 <= n_out; r0 += 4)
+    small_gemm_rows<T, VB, 4>(out + r0 * ldo, ldo, coef + r0 * cso, cso, csi, in, ldi, n_in, ncols, alpha);
+  for (; r0 < n_out; r0++)
+    small_gemm_rows<T, VB, 1>(out + r0 * ldo, ldo, coef + r0 * cso, cso, csi, in, ldi, n_in, ncols, alpha);
 }
 
 struct FwdTask {
@@ -69,10 +119,10 @@ template <typename T> struct Shapes {
   T scale;
 };
 
-template <typename T>
+template <typename T, int VB>
 LMDR_INLINE void forward_tasks(T* out, T* lse, const T* q, const T* k, const T* v,
                                const Shapes<T>& sh, const FwdTask* tasks, int64_t t0, int64_t t1) {
-  const int64_t Hq = sh.Hq, Hkv = sh.Hkv, D = sh.D, group = Hq / Hkv, ldq = Hq * D;
+  const int64_t Hq = sh.Hq, Hkv = sh.Hkv, D = sh.D, group = Hq / Hkv, ldq = Hq * D, ldk = Hkv * D;
   const std::vector<int32_t>& cu = *sh.cu;
   const T neg_inf = -std::numeric_limits<T>::infinity();
   std::vector<T> kt(D * kK), s(kQ * kK), acc(kQ * D);
@@ -90,29 +140,25 @@ LMDR_INLINE void forward_tasks(T* out, T* lse, const T* q, const T* k, const T* 
     for (int64_t j0 = 0; j0 < kend; j0 += kK) {
       const int64_t nk = std::min(kK, kend - j0);
       load_transposed(kt.data(), k, row0 + j0, nk, Hkv, kh, D);
-      block_scores(s.data(), qb, ldq, nq, kt.data(), D, sh.scale);
+      std::fill(s.begin(), s.end(), T(0));
+      small_gemm<T, VB>(s.data(), kK, nq, qb, ldq, 1, kt.data(), kK, D, kK, sh.scale);
       for (int64_t i = 0; i < nq; i++) {
         T* __restrict si = s.data() + i * kK;
-        // keys visible to query q0+i in this block: j < limit
-        const int64_t limit = sh.causal ? std::min(nk, q0 + i - j0 + 1) : nk;
-        if (limit <= 0) continue;
+        // keys visible to query q0+i in this block: j < limit; the rest get p = 0
+        const int64_t limit = sh.causal ? std::max<int64_t>(0, std::min(nk, q0 + i - j0 + 1)) : nk;
         T mx = m[i];
-        for (int64_t j = 0; j < limit; j++) mx = std::max(mx, si[j]);
-        const T corr = m[i] == neg_inf ? T(0) : exp_approx(T(m[i] - mx));
-        for (int64_t j = 0; j < limit; j++) si[j] = exp_approx(T(si[j] - mx));
+        for (int64_t j = 0; j < limit; j++) mx = si[j] > mx ? si[j] : mx;
+        const T corr = limit == 0 ? T(1) : m[i] == neg_inf ? T(0) : exp_approx(T(m[i] - mx));
+        for (int64_t j = 0; j < kK; j++) si[j] = j < limit ? exp_approx(T(si[j] - mx)) : T(0);
         T sum = 0;
         for (int64_t j = 0; j < limit; j++) sum += si[j];
         l[i] = l[i] * double(corr) + double(sum);
-        m[i] = mx;
-        T* __restrict ai = acc.data() + i * D;
+        if (limit) m[i] = mx;
         if (corr != T(1))
-          for (int64_t d = 0; d < D; d++) ai[d] *= corr;
-        for (int64_t j = 0; j < limit; j++) {
-          const T pj = si[j];
-          const T* __restrict vj = v + ((row0 + j0 + j) * Hkv + kh) * D;
-          for (int64_t d = 0; d < D; d++) ai[d] += pj * vj[d];
-        }
+          for (int64_t d = 0; d < D; d++) acc[i * D + d] *= corr;
       }
+      // acc[nq, D] += P[nq, nk] V[nk, D]
+      small_gemm<T, VB>(acc.data(), D, nq, s.data(), kK, 1, v + ((row0 + j0) * Hkv + kh) * D, ldk, nk, D, T(1));
     }
     for (int64_t i = 0; i < nq; i++) {
       const int64_t row = row0 + q0 + i;
@@ -128,11 +174,11 @@ LMDR_INLINE void forward_tasks(T* out, T* lse, const T* q, const T* k, const T* 
 // delta_i = dout_i . out_i ; dq_i = scale sum_j ds_ij k_j ; dk_j = scale sum_i ds_ij q_i.
 // Task ti = (sequence ti / Hkv, kv head ti % Hkv). Key blocks are the outer loop so the
 // block's dk/dv stay in a small local accumulator.
-template <typename T>
+template <typename T, int VB>
 LMDR_INLINE void backward_tasks(T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k,
                                 const T* v, const T* out, const T* lse, const Shapes<T>& sh,
                                 int64_t t0, int64_t t1) {
-  const int64_t Hq = sh.Hq, Hkv = sh.Hkv, D = sh.D, group = Hq / Hkv, ldq = Hq * D;
+  const int64_t Hq = sh.Hq, Hkv = sh.Hkv, D = sh.D, group = Hq / Hkv, ldq = Hq * D, ldk = Hkv * D;
   const std::vector<int32_t>& cu = *sh.cu;
   const T sc = sh.scale;
   std::vector<T> kt(D * kK), vt(D * kK), s(kQ * kK), dp(kQ * kK), dkb(kK * D), dvb(kK * D), delta;
@@ -151,6 +197,8 @@ LMDR_INLINE void backward_tasks(T* dq, T* dk, T* dv, const T* dout, const T* q, 
       }
     for (int64_t j0 = 0; j0 < L; j0 += kK) {
       const int64_t nk = std::min(kK, L - j0);
+      const T* kb = k + ((row0 + j0) * Hkv + kh) * D;
+      const T* vb = v + ((row0 + j0) * Hkv + kh) * D;
       load_transposed(kt.data(), k, row0 + j0, nk, Hkv, kh, D);
       load_transposed(vt.data(), v, row0 + j0, nk, Hkv, kh, D);
       std::fill(dkb.begin(), dkb.end(), T(0));
@@ -161,34 +209,25 @@ LMDR_INLINE void backward_tasks(T* dq, T* dk, T* dv, const T* dout, const T* q, 
           const int64_t nq = std::min(kQ, L - i0);
           const T* qb = q + ((row0 + i0) * Hq + h) * D;
           const T* gb = dout + ((row0 + i0) * Hq + h) * D;
-          block_scores(s.data(), qb, ldq, nq, kt.data(), D, sc);
-          block_scores(dp.data(), gb, ldq, nq, vt.data(), D, T(1));
+          std::fill(s.begin(), s.end(), T(0));
+          std::fill(dp.begin(), dp.end(), T(0));
+          small_gemm<T, VB>(s.data(), kK, nq, qb, ldq, 1, kt.data(), kK, D, kK, sc);
+          small_gemm<T, VB>(dp.data(), kK, nq, gb, ldq, 1, vt.data(), kK, D, kK, T(1));
           for (int64_t i = 0; i < nq; i++) {
-            const int64_t limit =
-                sh.causal ? std::max<int64_t>(0, std::min(nk, i0 + i - j0 + 1)) : nk;
+            const int64_t limit = sh.causal ? std::max<int64_t>(0, std::min(nk, i0 + i - j0 + 1)) : nk;
             const T li = lse[(row0 + i0 + i) * Hq + h], di = delta[g * L + i0 + i];
             T* __restrict si = s.data() + i * kK;
             T* __restrict dpi = dp.data() + i * kK;
-            for (int64_t j = 0; j < limit; j++) {
-              const T p = exp_approx(T(si[j] - li));
-              si[j] = p;                          // p_ij
-              dpi[j] = p * (dpi[j] - di) * sc;    // scale * ds_ij
-            }
-            const T* __restrict gi = gb + i * ldq;
-            const T* __restrict qi = qb + i * ldq;
-            T* __restrict dqi = dq + ((row0 + i0 + i) * Hq + h) * D;
-            for (int64_t j = 0; j < limit; j++) {
-              const T pj = si[j], dsj = dpi[j];
-              T* __restrict dvj = dvb.data() + j * D;
-              T* __restrict dkj = dkb.data() + j * D;
-              const T* __restrict kj = k + ((row0 + j0 + j) * Hkv + kh) * D;
-              for (int64_t d = 0; d < D; d++) {
-                dvj[d] += pj * gi[d];
-                dkj[d] += dsj * qi[d];
-                dqi[d] += dsj * kj[d];
-              }
+            for (int64_t j = 0; j < kK; j++) {
+              const T p = j < limit ? exp_approx(T(si[j] - li)) : T(0);
+              si[j] = p;                        // p_ij
+              dpi[j] = p * (dpi[j] - di) * sc;  // scale * ds_ij
             }
           }
+          // dv[nk, D] += P^T dout ; dk[nk, D] += dS^T q ; dq[nq, D] += dS k
+          small_gemm<T, VB>(dvb.data(), D, nk, s.data(), 1, kK, gb, ldq, nq, D, T(1));
+          small_gemm<T, VB>(dkb.data(), D, nk, dp.data(), 1, kK, qb, ldq, nq, D, T(1));
+          small_gemm<T, VB>(dq + ((row0 + i0) * Hq + h) * D, ldq, nq, dp.data(), kK, 1, kb, ldk, nk, D, T(1));
         }
       }
       for (int64_t j = 0; j < nk; j++) {
@@ -201,23 +240,23 @@ LMDR_INLINE void backward_tasks(T* dq, T* dk, T* dv, const T* dout, const T* q, 
 }
 
 // One compiled copy of each loop per ISA level.
-#define LMDR_ATTN_VARIANTS(SUFFIX, TARGET, T)                                                     \
+#define LMDR_ATTN_VARIANTS(SUFFIX, TARGET, T, VB)                                                    \
   __attribute__((target(TARGET), noinline)) void fwd_##SUFFIX(                                   \
       T* out, T* lse, const T* q, const T* k, const T* v, const Shapes<T>& sh,                   \
       const FwdTask* tasks, int64_t t0, int64_t t1) {                                            \
-    forward_tasks(out, lse, q, k, v, sh, tasks, t0, t1);                                         \
+    forward_tasks<T, VB>(out, lse, q, k, v, sh, tasks, t0, t1);                                         \
   }                                                                                              \
   __attribute__((target(TARGET), noinline)) void bwd_##SUFFIX(                                   \
       T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k, const T* v, const T* out,      \
       const T* lse, const Shapes<T>& sh, int64_t t0, int64_t t1) {                               \
-    backward_tasks(dq, dk, dv, dout, q, k, v, out, lse, sh, t0, t1);                             \
+    backward_tasks<T, VB>(dq, dk, dv, dout, q, k, v, out, lse, sh, t0, t1);                             \
   }
-LMDR_ATTN_VARIANTS(f32_avx512, "avx512f,avx2,fma", float)
-LMDR_ATTN_VARIANTS(f32_avx2, "avx2,fma", float)
-LMDR_ATTN_VARIANTS(f32_generic, "sse2", float)
-LMDR_ATTN_VARIANTS(f64_avx512, "avx512f,avx2,fma", double)
-LMDR_ATTN_VARIANTS(f64_avx2, "avx2,fma", double)
-LMDR_ATTN_VARIANTS(f64_generic, "sse2", double)
+LMDR_ATTN_VARIANTS(f32_avx512, "avx512f,avx2,fma", float, 64)
+LMDR_ATTN_VARIANTS(f32_avx2, "avx2,fma", float, 32)
+LMDR_ATTN_VARIANTS(f32_generic, "sse2", float, 16)
+LMDR_ATTN_VARIANTS(f64_avx512, "avx512f,avx2,fma", double, 64)
+LMDR_ATTN_VARIANTS(f64_avx2, "avx2,fma", double, 32)
+LMDR_ATTN_VARIANTS(f64_generic, "sse2", double, 16)
 #undef LMDR_ATTN_VARIANTS
 
 template <typename T> struct Variants;

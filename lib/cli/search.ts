@@ -63,6 +63,11 @@ export async function run(argv: string[]): Promise<void> {
   if (corpus.rows === 0) throw new UserError(`${values.corpus}: the corpus has no rows`);
   const queryIds = values['query-ids'] ? await readIds(values['query-ids'], 'query id file') : Array.from({ length: queries.rows }, (_, i) => String(i));
   if (queryIds.length !== queries.rows) throw new UserError(`${values['query-ids']}: ${queryIds.length} ids for ${queries.rows} rows of ${values.queries}`);
+  const seenQ = new Set<string>();
+  for (const [i, id] of queryIds.entries()) {
+    if (seenQ.has(id)) throw new UserError(`${values['query-ids']}:${i + 1}: duplicate query id "${id}"`);
+    seenQ.add(id);
+  }
   const corpusIds = values['corpus-ids'] ? await readIds(values['corpus-ids'], 'corpus id file') : undefined;
   if (corpusIds && corpusIds.length !== corpus.rows) throw new UserError(`${values['corpus-ids']}: ${corpusIds.length} ids for ${corpus.rows} rows of ${values.corpus}`);
   if (k > corpus.rows) process.stderr.write(`lmdr search: --k ${k} is larger than the corpus (${corpus.rows} rows): every row is returned\n`);

@@ -75,15 +75,21 @@ abstract class StoredVectors implements VectorIndex {
     return this.ids ? this.ids[row] : String(row);
   }
 
-  add(vectors: Float32Array, ids?: string[]): void {
+  /** Checks rows about to become rows first.. of the index; returns how many there are. */
+  private validate(vectors: Float32Array, ids: string[] | undefined, first: number): number {
     if (vectors.length % this.dim !== 0) throw new UserError(`add: ${vectors.length} values is not a whole number of ${this.dim}-dim rows`);
     const n = vectors.length / this.dim;
     if (ids && ids.length !== n) throw new UserError(`add: ${n} vectors but ${ids.length} ids`);
     for (let i = 0; i < vectors.length; i++) {
-      if (!Number.isFinite(vectors[i])) throw new UserError(`add: row ${this.rows + Math.floor(i / this.dim)} has a non-finite value (${vectors[i]})`);
+      if (!Number.isFinite(vectors[i])) throw new UserError(`add: row ${first + Math.floor(i / this.dim)} has a non-finite value (${vectors[i]})`);
     }
+    ids?.forEach((id, i) => checkId(id, `add: row ${first + i}`));
+    return n;
+  }
+
+  add(vectors: Float32Array, ids?: string[]): void {
+    const n = this.validate(vectors, ids, this.rows);
     if (ids) {
-      ids.forEach((id, i) => checkId(id, `add: row ${this.rows + i}`));
       if (!this.ids) this.ids = Array.from({ length: this.rows }, (_, i) => String(i));
       for (const id of ids) this.ids.push(id);
     } else if (this.ids) {
@@ -99,6 +105,17 @@ abstract class StoredVectors implements VectorIndex {
     const first = this.rows;
     this.rows += n;
     this.added(first, n);
+  }
+
+  /** Like add(vectors, ids) on an empty index, but keeps `vectors` itself (no copy of a large
+   * corpus): the caller must not modify it afterwards. */
+  adopt(vectors: Float32Array, ids?: string[]): void {
+    if (this.rows !== 0) throw new Error('adopt: the index is not empty');
+    const n = this.validate(vectors, ids, 0);
+    this.ids = ids ? ids.slice() : null;
+    this.data = vectors;
+    this.rows = n;
+    this.added(0, n);
   }
 
   /** Engines that keep their own structure index rows [first, first + n) here. */
@@ -241,11 +258,11 @@ export function createIndex(kind: IndexKind, dim: number, options: { device?: De
   }
 }
 
-/** Builds an index from an embeddings matrix and optional ids (row order). */
+/** Builds an index over an embeddings matrix (kept, not copied) and optional ids (row order). */
 export function buildIndex(kind: IndexKind, m: { rows: number; cols: number; data: Float32Array }, ids?: string[], options: { device?: DeviceName } = {}): StoredVectors {
   if (ids && ids.length !== m.rows) throw new UserError(`${m.rows} embeddings but ${ids.length} ids`);
-  const index = createIndex(kind, m.cols, { ...options, capacity: m.rows });
-  index.add(m.data, ids);
+  const index = createIndex(kind, m.cols, options);
+  index.adopt(m.data.subarray(0, m.rows * m.cols), ids);
   return index;
 }
 

@@ -57,6 +57,23 @@ export async function loadTrainData(file: string): Promise<TrainRecord[]> {
   return records;
 }
 
+/** FNV-1a (32-bit) over every record's text: a resumed run must see the same data. */
+export function dataFingerprint(records: TrainRecord[]): string {
+  let h = 0x811c9dc5;
+  const add = (text: string) => {
+    for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+    h = Math.imul(h ^ 0xff, 0x01000193); // separator, so field boundaries count
+  };
+  for (const r of records) {
+    add(r.query);
+    r.pos.forEach(add);
+    add('');
+    r.neg.forEach(add);
+    add('');
+  }
+  return (h >>> 0).toString(16).padStart(8, '0');
+}
+
 export class Sampler {
   readonly stepsPerEpoch: number;
   private order?: { epoch: number; perm: Int32Array };

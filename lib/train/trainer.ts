@@ -6,7 +6,7 @@ import path from 'node:path';
 import { UserError } from '../errors.ts';
 import { ADAPTER_WEIGHTS, addLora, applyAdapter, hasLora, writeAdapter, type AdapterConfig } from '../adapters/peft.ts';
 import { native, type NativeModel, type PoolingMode } from '../native.ts';
-import { loadTrainData, Sampler } from './data.ts';
+import { dataFingerprint, loadTrainData, Sampler, type TrainRecord } from './data.ts';
 import { checkFingerprint, listCheckpoints, readOptimizerState, readTrainerState, writeCheckpoint, type TrainerState } from './checkpoint.ts';
 import { StepLog, type StepRecord } from './log.ts';
 import { EVAL_LOG, TRAIN_LOG, writeTrainingCurves } from '../plot/training-curves.ts';
@@ -74,9 +74,9 @@ function slicePacked(p: Packed, a: number, b: number): Packed {
 }
 
 /** Options that must be equal between a run and its --resume (everything that changes the numbers). */
-function fingerprint(o: ResolvedTrainOptions, records: number, totalSteps: number, warmup: number, lora: AdapterConfig | null): Record<string, unknown> {
+function fingerprint(o: ResolvedTrainOptions, records: TrainRecord[], totalSteps: number, warmup: number, lora: AdapterConfig | null): Record<string, unknown> {
   return {
-    'data records': records, 'total steps': totalSteps, 'warmup steps': warmup, '--seed': o.seed,
+    'data records': records.length, 'data content (FNV-1a)': dataFingerprint(records), 'total steps': totalSteps, 'warmup steps': warmup, '--seed': o.seed,
     '--batch-size': o.batchSize, '--group-size': o.groupSize, '--full': o.full,
     'lora': lora && { r: lora.r, alpha: lora.alpha, dropout: lora.dropout, targets: lora.targets },
     '--optimizer': o.optimizer, '--lr': o.lr, '--lr-scheduler': o.lrScheduler, '--weight-decay': o.weightDecay,
@@ -127,7 +127,7 @@ export async function train(backbone: TrainBackbone, options: TrainOptions): Pro
   }
   model.setRecompute(o.recompute);
 
-  const print = fingerprint(o, records.length, totalSteps, schedule.warmupSteps, lora);
+  const print = fingerprint(o, records, totalSteps, schedule.warmupSteps, lora);
   let startStep = 0;
   let lastCheckpoint = '';
   if (resumeFrom) {

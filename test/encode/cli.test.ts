@@ -87,8 +87,9 @@ describe('cli: lmdr encode', () => {
       const header = bytes.subarray(8, 8 + len).toString();
       const shifted = header.replace(/"data_offsets":\[0,(\d+)\]/, (_, end) => `"data_offsets":[1000000,${1000000 + Number(end)}]`);
       expect(shifted).to.not.equal(header);
-      bytes.write(shifted.padEnd(len).slice(0, len), 8);
-      fs.writeFileSync(safetensors(m), bytes);
+      const newLen = Buffer.alloc(8);
+      newLen.writeBigUInt64LE(BigInt(Buffer.byteLength(shifted)));
+      fs.writeFileSync(safetensors(m), Buffer.concat([newLen, Buffer.from(shifted), bytes.subarray(8 + len)]));
       return { model: m, input: idsInput(w) };
     }, /model\.safetensors: tensor "model\.embed_tokens\.weight": data_offsets \[1000000, \d+\] lie outside the file/],
     ['a missing tensor', (w) => { const m = goodModel(w); editConfig(m, { num_hidden_layers: 3 }); return { model: m, input: idsInput(w) }; },
@@ -128,7 +129,7 @@ describe('cli: lmdr encode', () => {
       const lines = r.stderr.trimEnd().split('\n');
       expect(lines, r.stderr).to.have.length(1);
       expect(lines[0]).to.match(/^lmdr encode: /);
-      expect(lines[0]).to.match(message);
+      expect(lines[0], lines[0]).to.match(message);
       expect(fs.readdirSync(work).sort()).to.deep.equal(before); // no out.npy, no temp file
     });
   }

@@ -181,6 +181,30 @@ describe('encode: Engine input errors', () => {
     }
   });
 
+  it('BERT caps max-length at max_position_embeddings; a sliding window is never exceeded silently', async () => {
+    const bertDir = makeTinyModel({ arch: 'bert', seed: 52, maxPositions: 16, dir: tempDir() });
+    const bert = await Engine.load(bertDir, { device: 'cpu' });
+    try {
+      const long = Array.from({ length: 30 }, (_, i) => (i * 11) % 100);
+      expect(bert.tokenize([{ input_ids: long }], { maxLength: 512 })[0]).to.deep.equal(long.slice(0, 16));
+      const e = await bert.encode([{ input_ids: long }]);
+      expect(relativeError(e.row(0), new ReferenceModel(bertDir).embed(long.slice(0, 16), 'cls'))).to.be.below(1e-5);
+    } finally {
+      bert.dispose();
+    }
+    const mistralDir = makeTinyModel({ arch: 'mistral', seed: 53, dir: tempDir() });
+    const cfgFile = path.join(mistralDir, 'config.json');
+    fs.writeFileSync(cfgFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(cfgFile, 'utf8')), sliding_window: 8 }));
+    const mistral = await Engine.load(mistralDir, { device: 'cpu' });
+    try {
+      let err: unknown;
+      try { await mistral.encode([{ input_ids: [1, 2, 3] }, { input_ids: Array(9).fill(4) }]); } catch (x) { err = x; }
+      expect((err as Error).message).to.match(/input 1: 9 tokens exceed the model's sliding window 8/);
+    } finally {
+      mistral.dispose();
+    }
+  });
+
   it('input_ids longer than maxLength are truncated, not rejected', async () => {
     const long = Array.from({ length: 30 }, (_, i) => (i * 7) % 100);
     const a = await engine.encode([{ input_ids: long }], { maxLength: 10, pooling: 'mean' });

@@ -194,6 +194,39 @@ describe('cli: lmdr eval end to end on a generated BEIR folder', function () {
     expect(kept['recall@10']).to.be.above(printed['recall@10']);
   });
 
+  it('--adapter changes the embeddings, so cached corpus embeddings are not reused', async () => {
+    const { writeAdapter } = await import('../../lib/adapters/peft.ts');
+    const { readNpy } = await import('../../lib/formats/npy.ts');
+    const adapter = path.join(root, 'adapter');
+    const g = normalRng(83);
+    const rand = (n: number) => Float32Array.from({ length: n }, () => 0.5 * g());
+    const params = [0, 1].flatMap((l) => [
+      { name: `layers.${l}.self_attn.q_proj.lora_A.weight`, shape: [2, 32], data: rand(64) },
+      { name: `layers.${l}.self_attn.q_proj.lora_B.weight`, shape: [32, 2], data: rand(64) },
+    ]);
+    writeAdapter(adapter, { r: 2, alpha: 4, dropout: 0, targets: ['q_proj'], baseModel: model }, params);
+    const out = path.join(root, 'out-adapter');
+    const flags = ['--beir', beir, '--k', '10', '--output', out, '--device', 'cpu', '--no-progress', '--passage-max-len', '64'];
+    const base = await lmdr('eval', '--model', model, ...flags);
+    expect(base.code, base.err).to.equal(0);
+    const baseEmb = readNpy(path.join(out, 'corpus', 'embeddings.npy')).data.slice();
+    const withAdapter = await lmdr('eval', '--model', model, '--adapter', adapter, ...flags);
+    expect(withAdapter.code, withAdapter.err).to.equal(0);
+    expect(withAdapter.err).to.not.match(/reused/);
+    const adapted = readNpy(path.join(out, 'corpus', 'embeddings.npy')).data;
+    let diff = 0;
+    for (let i = 0; i < adapted.length; i++) diff = Math.max(diff, Math.abs(adapted[i] - baseEmb[i]));
+    expect(diff).to.be.above(1e-3);
+    // the adapted corpus embeddings equal the Engine's own encoding with that adapter
+    const engine = await Engine.load(model, { device: 'cpu', adapter });
+    try {
+      const P = await engine.encode(docs.map(passage), { maxLength: 64 });
+      for (let i = 0; i < adapted.length; i++) expect(adapted[i]).to.be.closeTo(P.data[i], 1e-5);
+    } finally {
+      engine.dispose();
+    }
+  });
+
   it('bad input: missing split, malformed corpus line, query without text', async () => {
     const r1 = await lmdr('eval', '--model', model, '--beir', beir, '--split', 'dev', '--device', 'cpu', '--output', path.join(root, 'o1'));
     expect(r1.code).to.equal(1);

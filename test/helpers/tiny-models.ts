@@ -2,10 +2,10 @@
 // weights under HF tensor names (seeded, std ~ 1/sqrt(fan_in) so activations are not trivial),
 // optionally sharded, optionally with a small WordPiece tokenizer.json the JS tokenizer loads.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { writeSafetensors, type TensorToWrite } from '../../lib/model/safetensors.ts';
 import { normalRng } from './rng.ts';
+import { tempDir } from './tmp.ts';
 
 export type TinyArch = 'qwen2' | 'llama' | 'mistral' | 'bert';
 
@@ -30,7 +30,7 @@ export interface TinyModelOptions {
   bertPrefix?: boolean;
   /** decoders: tie_word_embeddings=true and no lm_head.weight (keeps huge-vocab models small) */
   tieWordEmbeddings?: boolean;
-  dir?: string; // default: a fresh temp dir
+  dir?: string; // default: a fresh temp dir, removed when the process exits
 }
 
 /** Words of the tiny tokenizer; test texts are drawn from them. */
@@ -59,7 +59,7 @@ interface Sizes {
 
 /** Create the model dir and return its path. */
 export function makeTinyModel(opts: TinyModelOptions): string {
-  const dir = opts.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), `lmdr-tiny-${opts.arch}-`));
+  const dir = opts.dir ?? tempDir(`lmdr-tiny-${opts.arch}-`);
   fs.mkdirSync(dir, { recursive: true });
   const hidden = opts.hidden ?? 32;
   const heads = opts.heads ?? 4;

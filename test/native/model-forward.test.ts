@@ -3,7 +3,10 @@
 // and LoRA dropout masks that depend on the sequence keys only (stable under chunking).
 // Correctness against the float64 reference model lives in test/reference/.
 import { expect } from 'chai';
-import type { ForwardOptions } from '../../lib/native.ts';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { native, type ForwardOptions } from '../../lib/native.ts';
 import { load, maxAbsDiff, randomBatch, randomizeLoraB, sliceBatch, tiny } from './model-fixtures.ts';
 
 const archs = [
@@ -61,6 +64,21 @@ describe('native model forward', function () {
       m.dispose();
     });
   }
+
+  it('tensors at unaligned byte offsets load exactly like aligned ones', async () => {
+    const t = tiny({ arch: 'qwen2', seed: 26 });
+    const file = t.sources[0].file;
+    const shifted = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'lmdr-unaligned-')), 'model.safetensors');
+    fs.writeFileSync(shifted, Buffer.concat([Buffer.from([1, 2, 3]), fs.readFileSync(file)]));
+    const sources = t.sources.map((s) => ({ ...s, file: shifted, offset: s.offset + 3 }));
+    const b = randomBatch(55, [4, 6], t.info.native.vocab);
+    const opts: ForwardOptions = { pooling: 'eos', normalize: true };
+    const a = await load(t, 'cpu');
+    const u = await native().loadModel(t.info.native, sources, 'cpu');
+    expect(Array.from(await u.forward(b.ids, b.cu, opts))).to.deep.equal(Array.from(await a.forward(b.ids, b.cu, opts)));
+    a.dispose();
+    u.dispose();
+  });
 
   it('LoRA starts as the identity (B = 0) and its A is Kaiming-uniform from the seed', async () => {
     const t = tiny({ arch: 'qwen2', seed: 24 });

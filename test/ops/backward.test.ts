@@ -86,9 +86,9 @@ describe('ops backward (finite differences on cpu-f64, cpu vs cpu-f64)', () => {
     });
   }
 
-  it('attention_backward over sequences longer than one block (cpu vs cpu-f64, dv by linearity)', () => {
+  for (const D of [8, 72]) it(`attention_backward over sequences longer than one block (head dim ${D}; cpu vs cpu-f64, dv by linearity)`, () => {
     const lens = Int32Array.from([0, 70, 141]);
-    const Tl = 141, Hq = 2, Hkv = 1, D = 8, scale = 0.35;
+    const Tl = 141, Hq = 2, Hkv = 1, scale = 0.35;
     const q = randn(Tl * Hq * D, 21), k = randn(Tl * Hkv * D, 22), v = randn(Tl * Hkv * D, 23), R = randn(Tl * Hq * D, 24);
     for (const causal of [true, false]) {
       const { out, lse } = runOp(F64, 'attention_forward', { Hq, Hkv, D, q, k, v, cuSeqlens: lens, causal, scale });
@@ -98,7 +98,7 @@ describe('ops backward (finite differences on cpu-f64, cpu vs cpu-f64)', () => {
       expect(Math.abs(dot(dv, v) - dot(R, out)) / Math.abs(dot(R, out))).to.be.below(1e-12);
       // a few k entries by finite differences
       const dk = runOp(F64, 'attention_backward', args).dk;
-      for (const idx of [0, 71 * D + 3, 140 * D + 7]) {
+      for (const idx of [0, 71 * D + 3, 140 * D + 7, 100 * D + D - 1]) {
         const keep = k[idx];
         const f = (val: number) => { k[idx] = val; const o = runOp(F64, 'attention_forward', { Hq, Hkv, D, q, k, v, cuSeqlens: lens, causal, scale }).out; k[idx] = keep; return dot(R, o); };
         const num = (f(keep + 1e-5) - f(keep - 1e-5)) / 2e-5;

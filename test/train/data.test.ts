@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
-import { loadTrainData, Sampler, type TrainRecord } from '../../lib/train/data.ts';
+import { dataFingerprint, loadTrainData, Sampler, type TrainRecord } from '../../lib/train/data.ts';
 import { UserError } from '../../lib/errors.ts';
 
 function records(n: number, negs: (i: number) => number, poss = () => 1): TrainRecord[] {
@@ -135,5 +135,17 @@ describe('train: sampler', () => {
   it('rejects group size < 2 and a batch larger than the data', () => {
     expect(() => new Sampler(records(5, () => 1), 2, 1, 0, 'd.jsonl')).to.throw(UserError, /--group-size must be an integer >= 2/);
     expect(() => new Sampler(records(5, () => 1), 6, 2, 0, 'd.jsonl')).to.throw(UserError, /--batch-size 6 is larger than the 5 queries in d\.jsonl/);
+  });
+});
+
+describe('train: data fingerprint', () => {
+  it('changes with any text and with field boundaries, not with line numbers', () => {
+    const base = records(5, () => 2);
+    const fp = dataFingerprint(base);
+    expect(dataFingerprint(base.map((r) => ({ ...r, line: r.line + 10 })))).to.equal(fp);
+    const edited = base.map((r, i) => (i === 3 ? { ...r, neg: [r.neg[0], r.neg[1] + 'x'] } : r));
+    expect(dataFingerprint(edited)).to.not.equal(fp);
+    const moved = base.map((r, i) => (i === 0 ? { ...r, pos: [...r.pos, r.neg[0]], neg: r.neg.slice(1) } : r));
+    expect(dataFingerprint(moved)).to.not.equal(fp);
   });
 });

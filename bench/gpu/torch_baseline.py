@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""PyTorch baselines for lmdr's GPU benchmarks (bench/gpu/*.ts call this in the same run).
+
+  make-model --out DIR                 a Qwen2.5-0.5B-shaped Qwen2 model with random weights (bf16)
+  encode --model DIR [--passages N --length L --batch B]
+                                       transformers + bf16 + SDPA: last-token (EOS) pooling + L2 norm
+  topk [--corpus N --dim H --queries Q --k K]
+                                       torch.matmul + torch.topk over a bf16 corpus on the GPU, plus
+                                       the GEMM alone (the roofline lmdr's fused top-k is held to)
+  attention [--lengths 256,1024,8192 --heads 14 --dim 64]
+                                       F.scaled_dot_product_attention TFLOP/s (for reference)
+Each prints one JSON line on stdout. Needs torch (CUDA) and transformers.
+"""
+import argparse
+import json
+import time
+
+import torch
+
+
+def timed(fn, repeats):
+    fn()  # warm-up (allocations, cuBLAS heuristics, kernel selection)
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    torch.cuda.synchronize()
+    return (time.perf_counter() - t0) / repeats
+
+
+def make_model(args):
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+    cfg = Qwen2Config(vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
+                      num_attention_heads=14, num_key_value_heads=2, max_position_embeddings=32768,
+                      rope_theta=1000000.0, rms_norm_eps=1e-6, tie_word_embeddings=True,
+                      eos_token_id=151643, bos_token_id=151643, use_sliding_window=False)
+    torch.manual_seed(0)
+    model = Qwen2ForCausalLM(cfg).to(torch.bfloat16)
+    model.save_pretrained(args.out, safe_serialization=True)
+    print(json.dumps({"model": args.out, "params": sum(p.numel() for p in model.parameters())}))
+
+
+def encode(args):
+    from transformers import AutoModel
+    model = AutoModel.from_pretrained(args.model, torch_dtype=torch.bfloat16, attn_implementation="sdpa").cuda().eval()
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(0, 151643, (args.passages, args.length), generator=g)
+    ids[:, -1] = 151643  # EOS last, as lmdr's eos pooling input
+    ids = ids.cuda()
+    mask = torch.ones_like(ids)
+
+    @torch.inference_mode()
+    def run():
+        for b in range(0, args.passages, args.batch):
+            h = model(input_ids=ids[b:b + args.batch], attention_mask=mask[b:b + args.batch]).last_hidden_state
+            torch.nn.functional.normalize(h[:, -1].float(), dim=-1).cpu()
+
+    t = timed(run, args.repeats)
+    print(json.dumps({"passages_per_s": args.passages / t, "seconds": t, "batch": args.batch,
+                      "torch": torch.__version__, "device": torch.cuda.get_device_name()}))
+
+
+def topk(args):
+    g = torch.Generator(device="cuda").manual_seed(2)
+    corpus = torch.randn(args.corpus, args.dim, device="cuda", generator=g, dtype=torch.bfloat16)
+    queries = torch.randn(args.queries, args.dim, device="cuda", generator=g, dtype=torch.bfloat16)
+    chunk = max(1, min(args.queries, (4 << 30) // (args.corpus * 4)))  # <= 4 GiB of fp32 scores
+
+    def matmul_topk():
+        for q0 in range(0, args.queries, chunk):
+            s = torch.matmul(queries[q0:q0 + chunk], corpus.T).float()
+            torch.topk(s, args.k, dim=1).indices.cpu()
+
+    def gemm_only():
+        for q0 in range(0, args.queries, chunk):
+            torch.matmul(queries[q0:q0 + chunk], corpus.T)
+
+    t = timed(matmul_topk, args.repeats)
+    tg = timed(gemm_only, args.repeats)
+    flops = 2.0 * args.queries * args.corpus * args.dim
+    print(json.dumps({"seconds": t, "queries_per_s": args.queries / t, "gemm_seconds": tg,
+                      "gemm_tflops": flops / tg / 1e12, "torch": torch.__version__,
+                      "device": torch.cuda.get_device_name()}))
+
+
+def attention(args):
+    out = {}
+    for L in [int(x) for x in args.lengths.split(",")]:
+        B = max(1, 16384 // L)
+        q = torch.randn(B, args.heads, L, args.dim, device="cuda", dtype=torch.bfloat16)
+        k = torch.randn_like(q)
+        v = torch.randn_like(q)
+        for causal in (True, False):
+            t = timed(lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=causal), args.repeats)
+            flops = 4.0 * B * args.heads * L * L * args.dim * (0.5 if causal else 1.0)
+            out[f"{L}{'_causal' if causal else ''}"] = flops / t / 1e12
+    print(json.dumps({"sdpa_tflops": out, "torch": torch.__version__, "device": torch.cuda.get_device_name()}))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("make-model")
+    p.add_argument("--out", required=True)
+    p = sub.add_parser("encode")
+    p.add_argument("--model", required=True)
+    p.add_argument("--passages", type=int, default=4096)
+    p.add_argument("--length", type=int, default=256)
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--repeats", type=int, default=3)
+    p = sub.add_parser("topk")
+    p.add_argument("--corpus", type=int, default=1_000_000)
+    p.add_argument("--dim", type=int, default=896)
+    p.add_argument("--queries", type=int, default=10_000)
+    p.add_argument("--k", type=int, default=1000)
+    p.add_argument("--repeats", type=int, default=3)
+    p = sub.add_parser("attention")
+    p.add_argument("--lengths", default="256,1024,8192")
+    p.add_argument("--heads", type=int, default=14)
+    p.add_argument("--dim", type=int, default=64)
+    p.add_argument("--repeats", type=int, default=10)
+    args = ap.parse_args()
+    {"make-model": make_model, "encode": encode, "topk": topk, "attention": attention}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()

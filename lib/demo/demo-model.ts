@@ -1,0 +1,129 @@
+// The demo's model, generated on the spot (nothing to download): a small Llama-architecture
+// decoder with random weights and a word-level WordPiece tokenizer built from the training
+// texts (the most frequent words whole, single characters as the fallback for the rest).
+// It is a plain Hugging Face model dir, so every lmdr command and transformers can load it.
+import fs from 'node:fs';
+import path from 'node:path';
+import { UserError } from '../errors.ts';
+import { writeSafetensors, type TensorToWrite } from '../model/safetensors.ts';
+import { rng } from '../train/random.ts';
+
+export interface DemoModelOptions {
+  hidden?: number; // 64
+  layers?: number; // 2
+  heads?: number; // 4
+  kvHeads?: number; // 2
+  intermediate?: number; // 4 * hidden
+  maxWords?: number; // whole-word vocabulary entries, most frequent first; 6000
+  minCount?: number; // a word must occur this often to get its own entry; 2
+  /** init scale: embeddings ~ N(0, 1), a linear layer ~ N(0, initGain^2 / fan_in); 1 */
+  initGain?: number;
+  seed?: number; // 42
+}
+
+export const UNK = '[UNK]';
+export const EOS = '</s>';
+
+// Lowercase, then words (letters/digits) and single punctuation marks: what the tokenizer's
+// Lowercase normalizer + BertPreTokenizer produce for ordinary text.
+const PIECES = /[\p{L}\p{N}\p{M}]+|[^\s\p{L}\p{N}\p{M}]/gu;
+export function pretokenize(text: string): string[] {
+  return text.toLowerCase().match(PIECES) ?? [];
+}
+
+/** Vocabulary in id order: special tokens, frequent words, then every character alone and as "##c". */
+export function buildVocab(texts: Iterable<string>, maxWords: number, minCount: number): string[] {
+  const counts = new Map<string, number>();
+  const chars = new Set<string>();
+  for (const text of texts) {
+    for (const piece of pretokenize(text)) {
+      counts.set(piece, (counts.get(piece) ?? 0) + 1);
+      for (const c of piece) chars.add(c);
+    }
+  }
+  const words = [...counts.entries()]
+    .filter(([w, n]) => n >= minCount && [...w].length > 1)
+    .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
+    .slice(0, maxWords)
+    .map(([w]) => w);
+  const single = [...chars].sort();
+  return [UNK, EOS, ...single, ...words, ...single.map((c) => `##${c}`)];
+}
+
+function tokenizerJson(vocab: string[]): Record<string, unknown> {
+  const special = (content: string) => ({ id: vocab.indexOf(content), content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+  return {
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: [special(UNK), special(EOS)],
+    normalizer: { type: 'Lowercase' },
+    pre_tokenizer: { type: 'BertPreTokenizer' },
+    post_processor: null, // no BOS; lmdr appends EOS for eos pooling
+    decoder: { type: 'WordPiece', prefix: '##', cleanup: true },
+    model: { type: 'WordPiece', unk_token: UNK, continuing_subword_prefix: '##', max_input_chars_per_word: 100, vocab: Object.fromEntries(vocab.map((t, i) => [t, i])) },
+  };
+}
+
+/** Write a randomly initialised demo model dir (config.json, model.safetensors, tokenizer files). */
+export function writeDemoModel(dir: string, texts: Iterable<string>, options: DemoModelOptions = {}): { vocabSize: number; parameters: number } {
+  const hidden = options.hidden ?? 64;
+  const layers = options.layers ?? 2;
+  const heads = options.heads ?? 4;
+  const kvHeads = options.kvHeads ?? 2;
+  const intermediate = options.intermediate ?? 4 * hidden;
+  const gain = options.initGain ?? 1;
+  if (hidden % heads !== 0 || heads % kvHeads !== 0 || (hidden / heads) % 2 !== 0) {
+    throw new UserError(`demo model: hidden ${hidden}, heads ${heads}, kv heads ${kvHeads} do not fit (hidden/heads must be even, heads a multiple of kv heads)`);
+  }
+  const headDim = hidden / heads;
+  const vocab = buildVocab(texts, options.maxWords ?? 6000, options.minCount ?? 2);
+
+  // Box-Muller normals from the seeded uniform stream.
+  const uniform = rng(options.seed ?? 42);
+  const normal = () => Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform());
+  const tensors: TensorToWrite[] = [];
+  const add = (name: string, shape: number[], init: () => number) => {
+    const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
+    for (let i = 0; i < data.length; i++) data[i] = init();
+    tensors.push({ name, dtype: 'F32', shape, data });
+  };
+  // Unit-scale values (not HF's 0.02) and near-zero queries/keys: attention starts uniform, so
+  // the EOS state is the mean of the (randomly projected) tokens before it: the untrained
+  // model is a random bag-of-words retriever that training sharpens, rather than a constant
+  // vector that takes many steps to break.
+  const linear = (fanIn: number, scale = gain) => () => (scale / Math.sqrt(fanIn)) * normal();
+  const one = () => 1;
+  add('model.embed_tokens.weight', [vocab.length, hidden], normal);
+  for (let l = 0; l < layers; l++) {
+    const p = `model.layers.${l}`;
+    add(`${p}.input_layernorm.weight`, [hidden], one);
+    add(`${p}.self_attn.q_proj.weight`, [heads * headDim, hidden], linear(hidden, 0.1 * gain));
+    add(`${p}.self_attn.k_proj.weight`, [kvHeads * headDim, hidden], linear(hidden, 0.1 * gain));
+    add(`${p}.self_attn.v_proj.weight`, [kvHeads * headDim, hidden], linear(hidden));
+    add(`${p}.self_attn.o_proj.weight`, [hidden, heads * headDim], linear(heads * headDim));
+    add(`${p}.post_attention_layernorm.weight`, [hidden], one);
+    add(`${p}.mlp.gate_proj.weight`, [intermediate, hidden], linear(hidden));
+    add(`${p}.mlp.up_proj.weight`, [intermediate, hidden], linear(hidden));
+    add(`${p}.mlp.down_proj.weight`, [hidden, intermediate], linear(intermediate));
+  }
+  add('model.norm.weight', [hidden], one);
+
+  fs.mkdirSync(dir, { recursive: true });
+  const json = (file: string, value: unknown) => fs.writeFileSync(path.join(dir, file), JSON.stringify(value, null, 2) + '\n');
+  json('config.json', {
+    architectures: ['LlamaForCausalLM'], model_type: 'llama', attention_bias: false, attention_dropout: 0.0, mlp_bias: false,
+    hidden_act: 'silu', hidden_size: hidden, intermediate_size: intermediate, num_attention_heads: heads,
+    num_hidden_layers: layers, num_key_value_heads: kvHeads, head_dim: headDim, rms_norm_eps: 1e-5,
+    rope_theta: 10000.0, rope_scaling: null, max_position_embeddings: 2048, initializer_range: 0.02,
+    tie_word_embeddings: true, torch_dtype: 'float32', vocab_size: vocab.length,
+    bos_token_id: null, eos_token_id: vocab.indexOf(EOS), pad_token_id: vocab.indexOf(EOS),
+  });
+  json('tokenizer.json', tokenizerJson(vocab));
+  json('tokenizer_config.json', {
+    tokenizer_class: 'PreTrainedTokenizerFast', model_max_length: 2048, clean_up_tokenization_spaces: false,
+    eos_token: EOS, pad_token: EOS, unk_token: UNK, bos_token: null,
+  });
+  writeSafetensors(path.join(dir, 'model.safetensors'), tensors);
+  return { vocabSize: vocab.length, parameters: tensors.reduce((n, t) => n + t.data.length, 0) };
+}

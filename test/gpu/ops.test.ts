@@ -1,0 +1,196 @@
+// Every op of the CUDA backend against the float64 CPU backend on the same random inputs
+// (ggml's test-backend-ops idea), through the runOp hook. Inputs are rounded to bf16 first so
+// both backends see identical values; the GPU computes in bf16 storage / fp32 math, so the
+// bar is a normwise relative error of 1e-2. runOp poisons every overwritten output with NaN,
+// so an element a kernel forgets to write fails the finiteness check in expectClose.
+import { expect } from 'chai';
+import type { OpArg } from '../../lib/native.ts';
+import { expectClose, randn, randu, runOp } from '../ops/harness.ts';
+import { bf16Array, describeGpu, gpuDevice } from './gpu.ts';
+
+const tol = 1e-2;
+const ref = 'cpu-f64';
+
+/** Runs op on the GPU and on cpu-f64 and compares every output the reference returns. */
+function compare(op: string, args: Record<string, OpArg>, what = op, tolerance = tol): Record<string, Float64Array> {
+  const want = runOp(ref, op, args);
+  const got = runOp(gpuDevice, op, args);
+  for (const [name, value] of Object.entries(want)) {
+    if (typeof value === 'number') {
+      const g = got[name] as unknown as number;
+      expect(Number.isFinite(g), `${what}.${name} = ${g}`).to.equal(true);
+      expect(Math.abs(g - value), `${what}.${name}: gpu ${g} vs cpu ${value}`).to.be.at.most(
+        tolerance * Math.max(1, Math.abs(value)),
+      );
+    } else expectClose(got[name], value, tolerance, `${what}.${name}`);
+  }
+  return got;
+}
+
+const rn = (n: number, seed: number, scale = 1) => bf16Array(randn(n, seed, scale));
+const cu = (lengths: number[]) => {
+  const c = new Int32Array(lengths.length + 1);
+  lengths.forEach((l, i) => (c[i + 1] = c[i] + l));
+  return c;
+};
+
+describeGpu('CUDA ops vs the CPU (float64) backend', function () {
+  this.timeout(300_000);
+
+  it('matmul: all transposes, alpha/beta, odd sizes', () => {
+    const [M, N, K] = [67, 131, 45];
+    let seed = 1;
+    for (const transA of [false, true])
+      for (const transB of [false, true])
+        for (const beta of [0, 0.5]) {
+          const args: Record<string, OpArg> = {
+            M, N, K, transA, transB, alpha: 0.75, beta,
+            A: rn(M * K, seed++), B: rn(K * N, seed++),
+          };
+          if (beta) args.C = rn(M * N, seed++);
+          compare('matmul', args, `matmul(transA=${transA}, transB=${transB}, beta=${beta})`);
+        }
+  });
+
+  it('matmul: a GEMM shaped like a Qwen2.5-0.5B projection (512 x 896 x 896)', () => {
+    compare('matmul', { M: 512, N: 896, K: 896, transA: false, transB: true, A: rn(512 * 896, 11), B: rn(896 * 896, 12, 0.05) });
+  });
+
+  it('elementwise: add, scale, axpy, fill, copy, add_bias, bias_backward', () => {
+    const n = 3001;
+    compare('add', { n, a: rn(n, 1), b: rn(n, 2) });
+    compare('scale', { n, x: rn(n, 3), s: -1.75 });
+    compare('axpy', { n, y: rn(n, 4), x: rn(n, 5), a: 0.3 });
+    compare('fill', { n, value: 2.5 });
+    compare('copy', { n, x: rn(n, 6) });
+    compare('add_bias', { rows: 37, N: 81, y: rn(37 * 81, 7), bias: rn(81, 8) });
+    compare('bias_backward', { rows: 300, N: 81, dbias: rn(81, 9), dy: rn(300 * 81, 10) });
+  });
+
+  it('rmsnorm forward and backward (with weight gradient)', () => {
+    for (const H of [64, 896, 1000]) {
+      const rows = 23;
+      const x = rn(rows * H, 20 + H), w = bf16Array(randu(H, 21, 0.5, 1.5));
+      const f = compare('rmsnorm_forward', { rows, H, x, w, eps: 1e-6 }, `rmsnorm_forward H=${H}`);
+      const rstd = runOp(ref, 'rmsnorm_forward', { rows, H, x, w, eps: 1e-6 }).rstd;
+      expect(f.rstd.length).to.equal(rows);
+      compare('rmsnorm_backward', { rows, H, dout: rn(rows * H, 22), x, w, rstd: bf16Array(rstd), dw: rn(H, 23) },
+        `rmsnorm_backward H=${H}`);
+    }
+  });
+
+  it('layernorm forward and backward (with weight and bias gradients)', () => {
+    for (const H of [48, 768]) {
+      const rows = 19;
+      const x = bf16Array(randn(rows * H, 30).map((v) => v * 2 + 0.5)), w = rn(H, 31), b = rn(H, 32);
+      compare('layernorm_forward', { rows, H, x, w, b, eps: 1e-12 }, `layernorm_forward H=${H}`);
+      const st = runOp(ref, 'layernorm_forward', { rows, H, x, w, b, eps: 1e-12 });
+      compare('layernorm_backward', {
+        rows, H, dout: rn(rows * H, 33), x, w, mean: bf16Array(st.mean), rstd: bf16Array(st.rstd),
+        dw: rn(H, 34), db: rn(H, 35),
+      }, `layernorm_backward H=${H}`);
+    }
+  });
+
+  it('rope forward and backward over packed sequences (incl. long positions)', () => {
+    for (const D of [16, 64, 128]) {
+      const c = cu([5, 300, 17]);
+      const heads = 3;
+      const invFreq = new Float64Array(D / 2).map((_, i) => 1 / Math.pow(10000, (2 * i) / D));
+      const x = rn(c[3] * heads * D, 40 + D);
+      compare('rope_forward', { cuSeqlens: c, heads, D, x, invFreq }, `rope_forward D=${D}`);
+      compare('rope_backward', { cuSeqlens: c, heads, D, x, invFreq }, `rope_backward D=${D}`);
+    }
+  });
+
+  const attnCases = [
+    { D: 16, Hq: 4, Hkv: 2, lengths: [37, 5, 70] },
+    { D: 64, Hq: 4, Hkv: 1, lengths: [1, 33, 64] },
+    { D: 80, Hq: 2, Hkv: 2, lengths: [40, 9] },
+    { D: 96, Hq: 3, Hkv: 1, lengths: [31, 32, 50] },
+    { D: 128, Hq: 2, Hkv: 1, lengths: [65, 3] },
+    { D: 64, Hq: 2, Hkv: 1, lengths: [700] },
+  ];
+  for (const a of attnCases)
+    for (const causal of [true, false])
+      it(`attention forward + backward: D=${a.D}, ${a.Hq}/${a.Hkv} heads, lengths ${a.lengths}, ${causal ? 'causal' : 'bidirectional'}`, () => {
+        const c = cu(a.lengths);
+        const T = c[c.length - 1];
+        const seed = a.D * 10 + a.Hq + (causal ? 1 : 0);
+        const args: Record<string, OpArg> = {
+          cuSeqlens: c, Hq: a.Hq, Hkv: a.Hkv, D: a.D, causal, scale: 1 / Math.sqrt(a.D),
+          q: rn(T * a.Hq * a.D, seed), k: rn(T * a.Hkv * a.D, seed + 1), v: rn(T * a.Hkv * a.D, seed + 2),
+        };
+        compare('attention_forward', args);
+        // the backward gets the reference forward's out/lse (bf16-rounded) on both devices
+        const fwd = runOp(ref, 'attention_forward', args);
+        compare('attention_backward', {
+          ...args, dout: rn(T * a.Hq * a.D, seed + 3), out: bf16Array(fwd.out), lse: bf16Array(fwd.lse),
+        });
+      });
+
+  it('swiglu and gelu, forward and backward', () => {
+    const n = 4097;
+    const gate = rn(n, 50, 2), up = rn(n, 51), x = rn(n, 52, 2), dout = rn(n, 53);
+    compare('swiglu_forward', { n, gate, up });
+    compare('swiglu_backward', { n, dout, gate, up });
+    compare('gelu_forward', { n, x });
+    compare('gelu_backward', { n, dout, x });
+  });
+
+  it('dropout draws the same mask as the CPU (shared hash), forward and backward', () => {
+    const rows = 13, cols = 257;
+    const rowKeys = new Float64Array(rows).map((_, i) => 1000 + 7 * i);
+    const x = bf16Array(randu(rows * cols, 60, 0.5, 1.5));
+    for (const p of [0.1, 0.5]) {
+      const got = compare('dropout_forward', { rows, cols, x, p, seed: 1234, rowKeys }, `dropout_forward p=${p}`);
+      const want = runOp(ref, 'dropout_forward', { rows, cols, x, p, seed: 1234, rowKeys });
+      for (let i = 0; i < x.length; i++) expect(got.out[i] === 0, `mask element ${i}`).to.equal(want.out[i] === 0);
+      compare('dropout_backward', { rows, cols, dout: x, p, seed: 1234, rowKeys }, `dropout_backward p=${p}`);
+    }
+  });
+
+  it('embedding gather (= and +=) and scatter-add with repeated ids', () => {
+    const V = 50, H = 40;
+    const ids = new Int32Array([3, 7, 3, 49, 0, 7, 7, 12]);
+    const table = rn(V * H, 70);
+    compare('embedding_forward', { V, H, ids, table, accumulate: false });
+    compare('embedding_forward', { V, H, ids, table, accumulate: true, out: rn(ids.length * H, 71) });
+    compare('embedding_backward', { V, H, ids, dtable: rn(V * H, 72), dout: rn(ids.length * H, 73) });
+  });
+
+  it('pooling (eos, cls, mean) forward and backward, and l2normalize', () => {
+    const c = cu([4, 1, 9]);
+    const H = 33;
+    for (const mode of ['eos', 'cls', 'mean']) {
+      compare('pool_forward', { cuSeqlens: c, H, mode, h: rn(c[3] * H, 80) }, `pool_forward ${mode}`);
+      compare('pool_backward', { cuSeqlens: c, H, mode, dout: rn(3 * H, 81) }, `pool_backward ${mode}`);
+    }
+    compare('l2normalize_forward', { rows: 5, H: 300, x: rn(5 * 300, 82) });
+  });
+
+  it('infonce (cosine and dot): loss and gradients', () => {
+    const B = 6, G = 3, H = 40;
+    for (const cosine of [true, false]) {
+      const q = rn(B * H, 90, cosine ? 1 : 0.1), p = rn(B * G * H, 91, cosine ? 1 : 0.1);
+      compare('infonce', { batch: B, group: G, H, q, p, temperature: cosine ? 0.05 : 1, cosine }, `infonce cosine=${cosine}`);
+    }
+  });
+
+  it('sum_squares, adamw and sgd steps', () => {
+    const n = 5000;
+    compare('sum_squares', { n, x: rn(n, 100) });
+    const param = rn(n, 101), grad = rn(n, 102), m = rn(n, 103, 0.1), v = bf16Array(randu(n, 104, 0.01, 0.1));
+    compare('adamw_step', {
+      n, param, grad, m, v, lr: 0.05, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, step: 3, gradScale: 0.5,
+    });
+    compare('sgd_step', { n, param, grad, lr: 0.05, weightDecay: 0.01, gradScale: 0.5 });
+  });
+
+  it('clear errors for bad shapes instead of a crash', () => {
+    expect(() => runOp(gpuDevice, 'attention_forward', {
+      cuSeqlens: cu([4]), Hq: 2, Hkv: 2, D: 300, causal: true, scale: 1,
+      q: rn(4 * 2 * 300, 1), k: rn(4 * 2 * 300, 2), v: rn(4 * 2 * 300, 3),
+    })).to.throw(/head dim 300/);
+  });
+});
