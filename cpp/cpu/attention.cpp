@@ -108,6 +108,35 @@ LMDR_INLINE void small_gemm(T* out, int64_t ldo, int64_t n_out, const T* coef, i
     small_gemm_rows<T, VB, 1>(out + r0 * ldo, ldo, coef + r0 * cso, cso, csi, in, ldi, n_in, ncols, alpha);
 }
 
+// max and sum of one score row of kK entries, in vector registers (kK is a multiple of every W).
+template <typename T, int VB> LMDR_INLINE T row_max(const T* x) {
+  typedef T V __attribute__((vector_size(VB)));
+  constexpr int W = VB / sizeof(T);
+  V m;
+  std::memcpy(&m, x, sizeof(V));
+  for (int64_t j = W; j < kK; j += W) {
+    V y;
+    std::memcpy(&y, x + j, sizeof(V));
+    m = m > y ? m : y;
+  }
+  T r = m[0];
+  for (int w = 1; w < W; w++) r = m[w] > r ? m[w] : r;
+  return r;
+}
+template <typename T, int VB> LMDR_INLINE T row_sum(const T* x) {
+  typedef T V __attribute__((vector_size(VB)));
+  constexpr int W = VB / sizeof(T);
+  V s{};
+  for (int64_t j = 0; j < kK; j += W) {
+    V y;
+    std::memcpy(&y, x + j, sizeof(V));
+    s += y;
+  }
+  T r = 0;
+  for (int w = 0; w < W; w++) r += s[w];
+  return r;
+}
+
 struct FwdTask {
   int64_t seq, head, q0;
 };
@@ -146,14 +175,16 @@ LMDR_INLINE void forward_tasks(T* out, T* lse, const T* q, const T* k, const T* 
         T* __restrict si = s.data() + i * kK;
         // keys visible to query q0+i in this block: j < limit; the rest get p = 0
         const int64_t limit = sh.causal ? std::max<int64_t>(0, std::min(nk, q0 + i - j0 + 1)) : nk;
-        T mx = m[i];
-        for (int64_t j = 0; j < limit; j++) mx = si[j] > mx ? si[j] : mx;
-        const T corr = limit == 0 ? T(1) : m[i] == neg_inf ? T(0) : exp_approx(T(m[i] - mx));
-        for (int64_t j = 0; j < kK; j++) si[j] = j < limit ? exp_approx(T(si[j] - mx)) : T(0);
-        T sum = 0;
-        for (int64_t j = 0; j < limit; j++) sum += si[j];
-        l[i] = l[i] * double(corr) + double(sum);
-        if (limit) m[i] = mx;
+        if (limit == 0) {  // a causal row that sees none of this block
+          std::fill(si, si + kK, T(0));
+          continue;
+        }
+        for (int64_t j = limit; j < kK; j++) si[j] = neg_inf;
+        const T mx = std::max(m[i], row_max<T, VB>(si));
+        const T corr = m[i] == neg_inf ? T(0) : exp_approx(T(m[i] - mx));
+        for (int64_t j = 0; j < kK; j++) si[j] = exp_approx(T(si[j] - mx));  // exp(-inf) = 0
+        l[i] = l[i] * double(corr) + double(row_sum<T, VB>(si));
+        m[i] = mx;
         if (corr != T(1))
           for (int64_t d = 0; d < D; d++) acc[i * D + d] *= corr;
       }
