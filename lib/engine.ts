@@ -13,6 +13,8 @@ import { train, type TrainSummary } from './train/trainer.ts';
 
 export type EncodeInput = string | { text: string } | { input_ids: number[] };
 
+export const POOLING_MODES: readonly PoolingMode[] = ['eos', 'cls', 'mean'];
+
 export interface EncodeOptions {
   pooling?: PoolingMode; // default: the model's (eos for decoders, cls for BERT)
   maxLength?: number; // tokens per sequence, default 512
@@ -93,7 +95,7 @@ export class Engine {
   /** Token ids of each input exactly as encode() would run them. */
   tokenize(inputs: EncodeInput[], opts: Pick<EncodeOptions, 'pooling' | 'maxLength' | 'instruction' | 'describeInput'> = {}): number[][] {
     const pooling = opts.pooling ?? this.config.defaultPooling;
-    if (!['eos', 'cls', 'mean'].includes(pooling)) throw new UserError(`unknown pooling "${pooling}" (expected eos, cls or mean)`);
+    if (!POOLING_MODES.includes(pooling)) throw new UserError(`unknown pooling "${pooling}" (expected eos, cls or mean)`);
     let maxLength = positiveInt('maxLength', opts.maxLength ?? 512);
     if (this.config.maxSequence !== null) maxLength = Math.min(maxLength, this.config.maxSequence);
     const vocab = this.config.native.vocab;

@@ -12,6 +12,7 @@ import { readSafetensorsHeader, readTensorValues, writeSafetensors, type TensorT
 import type { NativeModel, SafetensorsDType } from './native.ts';
 
 const INDEX_FILE = 'model.safetensors.index.json';
+const CONFIG_FILE = 'config.json';
 
 export interface ReplacedTensor {
   data: Float32Array;
@@ -26,6 +27,8 @@ export interface ReplacedTensor {
 export function writeHfModelDir(srcDir: string, outDir: string, info: ModelInfo, replace: (canonical: string) => ReplacedTensor | undefined): void {
   if (path.resolve(srcDir) === path.resolve(outDir)) throw new UserError(`--output ${outDir} is the model dir itself; choose another dir`);
   fs.mkdirSync(outDir, { recursive: true });
+  // config.json is written last and removed first: a dir with a config.json holds the weights written with it.
+  fs.rmSync(path.join(outDir, CONFIG_FILE), { force: true });
   const shards = checkpointFiles(srcDir);
   const weightMap: Record<string, string> = {};
   let totalSize = 0;
@@ -47,11 +50,10 @@ export function writeHfModelDir(srcDir: string, outDir: string, info: ModelInfo,
     const index = { metadata: { total_size: totalSize }, weight_map: weightMap };
     writeFileAtomic(path.join(outDir, INDEX_FILE), [Buffer.from(JSON.stringify(index, null, 2) + '\n')]);
   }
-  // config.json, tokenizer files, generation_config.json, ...: copied as they are (written last).
-  for (const name of fs.readdirSync(srcDir)) {
-    const src = path.join(srcDir, name);
-    if (name.endsWith('.safetensors') || name === INDEX_FILE || !fs.statSync(src).isFile()) continue;
-    writeFileAtomic(path.join(outDir, name), [fs.readFileSync(src)]);
+  // tokenizer files, generation_config.json, ...: copied as they are, config.json last.
+  const copied = fs.readdirSync(srcDir).filter((name) => !name.endsWith('.safetensors') && name !== INDEX_FILE && fs.statSync(path.join(srcDir, name)).isFile());
+  for (const name of [...copied.filter((n) => n !== CONFIG_FILE), ...copied.filter((n) => n === CONFIG_FILE)]) {
+    writeFileAtomic(path.join(outDir, name), [fs.readFileSync(path.join(srcDir, name))]);
   }
 }
 

@@ -6,23 +6,29 @@
 // blocks of kK rows, keeping a running max m_i, a running sum l_i (double) and an output
 // accumulator rescaled when the max grows (online softmax), so no L x L matrix ever exists.
 // lse_i = m_i + log l_i is saved for the backward.
-// Backward: recomputes p_ij = exp(s_ij - lse_i) block by block. A task is (sequence, kv head)
-// and covers every query head of its group, so it alone writes its dk/dv rows (and those query
-// heads' dq rows): no races, no atomics, deterministic sums.
-// Both loops are compiled per ISA level (cpu/isa.h); exp is the vectorisable exp_approx.
+// Backward: recomputes p_ij = exp(s_ij - lse_i) block by block. A task is (sequence, kv head,
+// range of key blocks) and covers every query head of the group, so it alone writes its dk/dv
+// rows; dq goes straight to dq with one range per pair, else to per-range buffers summed in a
+// fixed order: no races, no atomics, results independent of thread timing.
+// Both loops are compiled per ISA level (cpu/isa.h); every product is small_gemm's register
+// tile, and exp is approx_math.h's vector exp.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
-#include "cpu/exp_approx.h"
+#include "cpu/approx_math.h"
 #include "cpu/isa.h"
 #include "cpu/ops.h"
 #include "cpu/parallel.h"
 
 #define LMDR_INLINE inline __attribute__((always_inline))
+
+// Vector-typed helpers are only inlined into per-ISA copies (see approx_math.h).
+#pragma GCC diagnostic ignored "-Wpsabi"
 
 namespace lmdr::cpu {
 namespace {
@@ -137,6 +143,16 @@ template <typename T, int VB> LMDR_INLINE T row_sum(const T* x) {
   return r;
 }
 
+// x[j] = exp(x[j] - shift) over one score row of kK entries (exp(-inf) = 0).
+template <typename T, int VB> LMDR_INLINE void exp_row(T* x, T shift) {
+  if constexpr (std::is_same<T, float>::value) {
+    using V = typename FloatVec<VB>::V;
+    for (int64_t j = 0; j < kK; j += VB / 4) store_vec(x + j, exp_approx_v<VB>(load_vec<V>(x + j) - shift));
+  } else {
+    for (int64_t j = 0; j < kK; j++) x[j] = std::exp(x[j] - shift);
+  }
+}
+
 struct FwdTask {
   int64_t seq, head, q0;
 };
@@ -182,7 +198,7 @@ LMDR_INLINE void forward_tasks(T* out, T* lse, const T* q, const T* k, const T* 
         for (int64_t j = limit; j < kK; j++) si[j] = neg_inf;
         const T mx = std::max(m[i], row_max<T, VB>(si));
         const T corr = m[i] == neg_inf ? T(0) : exp_approx(T(m[i] - mx));
-        for (int64_t j = 0; j < kK; j++) si[j] = exp_approx(T(si[j] - mx));  // exp(-inf) = 0
+        exp_row<T, VB>(si, mx);
         l[i] = l[i] * double(corr) + double(row_sum<T, VB>(si));
         m[i] = mx;
         if (corr != T(1))
@@ -203,19 +219,25 @@ LMDR_INLINE void forward_tasks(T* out, T* lse, const T* q, const T* k, const T* 
 
 // dv_j = sum_i p_ij dout_i ; dp_ij = dout_i . v_j ; ds_ij = p_ij (dp_ij - delta_i) with
 // delta_i = dout_i . out_i ; dq_i = scale sum_j ds_ij k_j ; dk_j = scale sum_i ds_ij q_i.
-// Task ti = (sequence ti / Hkv, kv head ti % Hkv). Key blocks are the outer loop so the
-// block's dk/dv stay in a small local accumulator.
+// Task ti = (sequence, kv head, split): split sp of `splits` owns a contiguous range of the
+// sequence's key blocks, so its dk/dv rows are its alone; its dq contributions go to dq itself
+// when splits == 1, else to its own partial buffer dq_parts[sp] ([T,Hq,D] each), summed in
+// split order afterwards. Key blocks are the outer loop so a block's dk/dv stay in a small
+// local accumulator.
 template <typename T, int VB>
 LMDR_INLINE void backward_tasks(T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k,
                                 const T* v, const T* out, const T* lse, const Shapes<T>& sh,
-                                int64_t t0, int64_t t1) {
+                                int64_t splits, T* dq_parts, int64_t t0, int64_t t1) {
   const int64_t Hq = sh.Hq, Hkv = sh.Hkv, D = sh.D, group = Hq / Hkv, ldq = Hq * D, ldk = Hkv * D;
   const std::vector<int32_t>& cu = *sh.cu;
   const T sc = sh.scale;
   std::vector<T> kt(D * kK), vt(D * kK), s(kQ * kK), dp(kQ * kK), dkb(kK * D), dvb(kK * D), delta;
   for (int64_t ti = t0; ti < t1; ti++) {
-    const int64_t b = ti / Hkv, kh = ti % Hkv;
+    const int64_t b = ti / (Hkv * splits), kh = ti / splits % Hkv, sp = ti % splits;
     const int64_t row0 = cu[b], L = cu[b + 1] - row0;
+    const int64_t blocks = (L + kK - 1) / kK;
+    const int64_t j_begin = blocks * sp / splits * kK, j_end = std::min(L, blocks * (sp + 1) / splits * kK);
+    T* dqt = splits == 1 ? dq : dq_parts + sp * cu.back() * ldq;
     // delta[g][i] = dout_i . out_i for query head kh*group + g; those heads' dq rows start at 0
     delta.assign(group * L, T(0));
     for (int64_t g = 0; g < group; g++)
@@ -224,12 +246,11 @@ LMDR_INLINE void backward_tasks(T* dq, T* dk, T* dv, const T* dout, const T* q, 
         double dd = 0;
         for (int64_t d = 0; d < D; d++) dd += double(dout[off + d]) * out[off + d];
         delta[g * L + i] = T(dd);
-        std::fill_n(dq + off, D, T(0));
+        std::fill_n(dqt + off, D, T(0));
       }
-    for (int64_t j0 = 0; j0 < L; j0 += kK) {
+    for (int64_t j0 = j_begin; j0 < j_end; j0 += kK) {
       const int64_t nk = std::min(kK, L - j0);
       const T* kb = k + ((row0 + j0) * Hkv + kh) * D;
-      const T* vb = v + ((row0 + j0) * Hkv + kh) * D;
       load_transposed(kt.data(), k, row0 + j0, nk, Hkv, kh, D);
       load_transposed(vt.data(), v, row0 + j0, nk, Hkv, kh, D);
       std::fill(dkb.begin(), dkb.end(), T(0));
@@ -249,16 +270,14 @@ LMDR_INLINE void backward_tasks(T* dq, T* dk, T* dv, const T* dout, const T* q, 
             const T li = lse[(row0 + i0 + i) * Hq + h], di = delta[g * L + i0 + i];
             T* __restrict si = s.data() + i * kK;
             T* __restrict dpi = dp.data() + i * kK;
-            for (int64_t j = 0; j < kK; j++) {
-              const T p = j < limit ? exp_approx(T(si[j] - li)) : T(0);
-              si[j] = p;                        // p_ij
-              dpi[j] = p * (dpi[j] - di) * sc;  // scale * ds_ij
-            }
+            for (int64_t j = limit; j < kK; j++) si[j] = -std::numeric_limits<T>::infinity();
+            exp_row<T, VB>(si, li);  // p_ij (0 where masked)
+            for (int64_t j = 0; j < kK; j++) dpi[j] = si[j] * (dpi[j] - di) * sc;  // scale * ds_ij
           }
           // dv[nk, D] += P^T dout ; dk[nk, D] += dS^T q ; dq[nq, D] += dS k
           small_gemm<T, VB>(dvb.data(), D, nk, s.data(), 1, kK, gb, ldq, nq, D, T(1));
           small_gemm<T, VB>(dkb.data(), D, nk, dp.data(), 1, kK, qb, ldq, nq, D, T(1));
-          small_gemm<T, VB>(dq + ((row0 + i0) * Hq + h) * D, ldq, nq, dp.data(), kK, 1, kb, ldk, nk, D, T(1));
+          small_gemm<T, VB>(dqt + ((row0 + i0) * Hq + h) * D, ldq, nq, dp.data(), kK, 1, kb, ldk, nk, D, T(1));
         }
       }
       for (int64_t j = 0; j < nk; j++) {
@@ -279,8 +298,8 @@ LMDR_INLINE void backward_tasks(T* dq, T* dk, T* dv, const T* dout, const T* q, 
   }                                                                                              \
   __attribute__((target(TARGET), noinline)) void bwd_##SUFFIX(                                   \
       T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k, const T* v, const T* out,      \
-      const T* lse, const Shapes<T>& sh, int64_t t0, int64_t t1) {                               \
-    backward_tasks<T, VB>(dq, dk, dv, dout, q, k, v, out, lse, sh, t0, t1);                             \
+      const T* lse, const Shapes<T>& sh, int64_t splits, T* dq_parts, int64_t t0, int64_t t1) {   \
+    backward_tasks<T, VB>(dq, dk, dv, dout, q, k, v, out, lse, sh, splits, dq_parts, t0, t1);         \
   }
 LMDR_ATTN_VARIANTS(f32_avx512, "avx512f,avx2,fma", float, 64)
 LMDR_ATTN_VARIANTS(f32_avx2, "avx2,fma", float, 32)
@@ -329,11 +348,23 @@ template <typename T>
 void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k, const T* v,
                         const T* out, const T* lse, int64_t Hq, int64_t Hkv, int64_t D,
                         const std::vector<int32_t>& cu_seqlens, bool causal, double scale) {
-  const int64_t B = int64_t(cu_seqlens.size()) - 1;
+  const int64_t B = int64_t(cu_seqlens.size()) - 1, T_total = cu_seqlens.empty() ? 0 : cu_seqlens.back();
   const Shapes<T> sh{Hq, Hkv, D, &cu_seqlens, causal, T(scale)};
+  // Few (sequence, kv head) pairs for many threads: split key ranges too (at most 8 ways).
+  const int64_t splits = std::clamp<int64_t>((2 * num_threads() + B * Hkv - 1) / std::max<int64_t>(B * Hkv, 1), 1, 8);
+  std::vector<T> dq_parts(splits > 1 ? size_t(splits * T_total * Hq * D) : 0);
   auto fn = pick(Variants<T>::bwd);
-  parallel_for(B * Hkv, 1, [&](int64_t t0, int64_t t1) {
-    fn(dq, dk, dv, dout, q, k, v, out, lse, sh, t0, t1);
+  parallel_for(B * Hkv * splits, 1, [&](int64_t t0, int64_t t1) {
+    fn(dq, dk, dv, dout, q, k, v, out, lse, sh, splits, dq_parts.data(), t0, t1);
+  });
+  if (splits == 1) return;
+  const int64_t n = T_total * Hq * D;
+  parallel_for(n, 1 << 14, [&](int64_t b0, int64_t b1) {
+    for (int64_t i = b0; i < b1; i++) {
+      T sum = dq_parts[i];
+      for (int64_t sp = 1; sp < splits; sp++) sum += dq_parts[sp * n + i];
+      dq[i] = sum;
+    }
   });
 }
 

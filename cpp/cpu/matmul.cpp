@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <string>
 
 #include "cpu/ops.h"
 #include "cpu/isa.h"
@@ -21,6 +22,8 @@ namespace {
 constexpr int64_t KC = 256;   // depth of one packed slice: an NR strip of B (KC x NR) fits L1
 constexpr int64_t MC = 168;   // rows per tile: an A block (MC x KC) fits L2 (multiple of 6 and 14)
 constexpr int64_t NC = 2048;  // columns per packed B panel
+
+constexpr int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // Packed A: for each MR-row strip s, element (i, k) at s*MR*kc + k*MR + i.
 template <typename T>
@@ -175,7 +178,9 @@ struct AlignedFree {
 };
 template <typename T> std::unique_ptr<T[], AlignedFree> aligned_buffer(int64_t n) {
   size_t bytes = (size_t(n) * sizeof(T) + 63) / 64 * 64;
-  return std::unique_ptr<T[], AlignedFree>(static_cast<T*>(std::aligned_alloc(64, bytes ? bytes : 64)));
+  T* p = static_cast<T*>(std::aligned_alloc(64, bytes ? bytes : 64));
+  if (!p) throw Error("matmul: out of host memory for a " + std::to_string(bytes) + "-byte packing buffer");
+  return std::unique_ptr<T[], AlignedFree>(p);
 }
 
 }  // namespace
@@ -196,8 +201,9 @@ void matmul(T* C, const T* A, const T* B, int64_t M, int64_t N, int64_t K, bool 
   auto ap = aligned_buffer<T>(m_strips * MR * kc_max);
   auto bp = aligned_buffer<T>((nc_max + NR - 1) / NR * NR * kc_max);
   const int threads = num_threads();
-  const int64_t mc = std::min<int64_t>((M + MR - 1) / MR * MR, MC / MR * MR);
-  const int64_t m_tiles = (M + mc - 1) / mc;
+  // Row tiles of at most MC rows, evened out so the last one is not a sliver.
+  const int64_t mc = ceil_div(ceil_div(M, ceil_div(M, MC)), MR) * MR;
+  const int64_t m_tiles = ceil_div(M, mc);  // rounding mc up to MR may leave fewer tiles
 
   for (int64_t jc = 0; jc < N; jc += NC) {
     const int64_t nc = std::min(NC, N - jc);

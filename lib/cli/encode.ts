@@ -1,12 +1,12 @@
 // lmdr encode: JSON lines in, a float32 .npy matrix out (row i = line i's embedding).
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
-import { Engine, type EncodeInput } from '../engine.ts';
+import { Engine, POOLING_MODES, type EncodeInput } from '../engine.ts';
 import { UserError } from '../errors.ts';
 import { readJsonLines } from '../formats/jsonl.ts';
 import { writeNpy } from '../formats/npy.ts';
 import type { PoolingMode } from '../native.ts';
+import { oneOf, parseFlags, positiveInt, requireFlag } from './args.ts';
 import { ProgressBar } from './progress.ts';
 
 const HELP = `usage: lmdr encode --model DIR --input FILE.jsonl --output FILE.npy [flags]
@@ -44,51 +44,23 @@ interface EncodeFlags {
 }
 
 export function parseEncodeFlags(argv: string[]): EncodeFlags {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    values = parseArgs({
-      args: argv,
-      options: {
-        model: { type: 'string' }, input: { type: 'string' }, output: { type: 'string' },
-        pooling: { type: 'string' }, 'max-length': { type: 'string' }, instruction: { type: 'string' },
-        'batch-size': { type: 'string' }, 'no-normalize': { type: 'boolean' }, adapter: { type: 'string' },
-        device: { type: 'string' }, help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }).values as Record<string, string | boolean | undefined>;
-  } catch (err) {
-    throw new UserError(`${(err as Error).message.split('\n')[0]} (see lmdr encode --help)`);
-  }
+  const values = parseFlags('encode', argv, {
+    model: 'string', input: 'string', output: 'string', pooling: 'string', 'max-length': 'string', instruction: 'string',
+    'batch-size': 'string', 'no-normalize': 'boolean', adapter: 'string', device: 'string',
+  });
   const help = values.help === true;
-  const str = (f: string) => values[f] as string | undefined;
-  const required = (f: string, what: string): string => {
-    const v = str(f);
-    if (!v && !help) throw new UserError(`--${f} ${what} is required (see lmdr encode --help)`);
-    return v ?? '';
-  };
-  const int = (f: string, fallback: number): number => {
-    const v = str(f);
-    if (v === undefined) return fallback;
-    const n = Number(v);
-    if (!/^\s*\d+\s*$/.test(v) || !Number.isSafeInteger(n) || n <= 0) throw new UserError(`--${f} expects a positive integer, got "${v}"`);
-    return n;
-  };
-  const pooling = str('pooling');
-  if (pooling !== undefined && !['eos', 'cls', 'mean'].includes(pooling)) {
-    throw new UserError(`--pooling must be eos, cls or mean, got "${pooling}"`);
-  }
+  const required = (value: string | undefined, flag: string, what: string) => (help ? value ?? '' : requireFlag('encode', value, flag, what));
   return {
-    model: required('model', 'DIR'),
-    input: required('input', 'FILE.jsonl'),
-    output: required('output', 'FILE.npy'),
-    pooling: pooling as PoolingMode | undefined,
-    maxLength: int('max-length', 512),
-    instruction: str('instruction'),
-    batchSize: int('batch-size', 32),
+    model: required(values.model, 'model', 'DIR'),
+    input: required(values.input, 'input', 'FILE.jsonl'),
+    output: required(values.output, 'output', 'FILE.npy'),
+    pooling: oneOf(values.pooling, 'pooling', POOLING_MODES),
+    maxLength: positiveInt(values['max-length'], 'max-length', 512),
+    instruction: values.instruction,
+    batchSize: positiveInt(values['batch-size'], 'batch-size', 32),
     normalize: values['no-normalize'] !== true,
-    adapter: str('adapter'),
-    device: str('device'),
+    adapter: values.adapter,
+    device: values.device,
     help,
   };
 }

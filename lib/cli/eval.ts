@@ -2,15 +2,14 @@
 // write run.trec, metrics.json and reusable corpus embeddings, print the metrics.
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 
-import { Engine } from '../engine.ts';
+import { Engine, POOLING_MODES } from '../engine.ts';
 import { UserError } from '../errors.ts';
 import { datasetFiles, evaluateRetrieval } from '../eval/evaluate.ts';
-import { DEFAULT_MEASURES } from '../eval/metrics.ts';
-import type { PoolingMode } from '../native.ts';
+import { DEFAULT_MEASURES, parseMeasures } from '../eval/metrics.ts';
+import { writeFileAtomic } from '../formats/atomic-write.ts';
+import { oneOf, parseFlags, positiveInt, requireFlag } from './args.ts';
 import { ProgressBar } from './progress.ts';
-import { parseCount } from './search.ts';
 
 const HELP = `usage: lmdr eval --model DIR (--beir DIR | --msmarco DIR) [flags]
 
@@ -44,44 +43,32 @@ the same model, adapter and passage settings reuses. Prints the metrics as one J
 `;
 
 export async function run(argv: string[]): Promise<void> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        model: { type: 'string' }, adapter: { type: 'string' }, beir: { type: 'string' }, msmarco: { type: 'string' },
-        split: { type: 'string' }, k: { type: 'string' }, output: { type: 'string' }, measures: { type: 'string' },
-        'query-instruction': { type: 'string' }, 'passage-instruction': { type: 'string' },
-        'query-max-len': { type: 'string' }, 'passage-max-len': { type: 'string' }, 'batch-size': { type: 'string' },
-        'max-tokens': { type: 'string' }, pooling: { type: 'string' }, device: { type: 'string' },
-        'no-title': { type: 'boolean' }, 'all-queries': { type: 'boolean' }, 'keep-self': { type: 'boolean' },
-        'drop-self': { type: 'boolean' }, reencode: { type: 'boolean' }, 'no-progress': { type: 'boolean' }, help: { type: 'boolean' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    throw new UserError(`${(err as Error).message.split('\n')[0]} (see lmdr eval --help)`);
-  }
+  const values = parseFlags('eval', argv, {
+    model: 'string', adapter: 'string', beir: 'string', msmarco: 'string', split: 'string', k: 'string', output: 'string',
+    measures: 'string', 'query-instruction': 'string', 'passage-instruction': 'string', 'query-max-len': 'string',
+    'passage-max-len': 'string', 'batch-size': 'string', 'max-tokens': 'string', pooling: 'string', device: 'string',
+    'no-title': 'boolean', 'all-queries': 'boolean', 'keep-self': 'boolean', 'drop-self': 'boolean', reencode: 'boolean',
+    'no-progress': 'boolean',
+  });
   if (values.help) {
     process.stdout.write(HELP);
     return;
   }
-  if (!values.model) throw new UserError('--model DIR is required (see lmdr eval --help)');
-  if ((values.beir === undefined) === (values.msmarco === undefined)) throw new UserError('give exactly one of --beir DIR or --msmarco DIR');
+  const model = requireFlag('eval', values.model, 'model', 'DIR');
+  if ((values.beir === undefined) === (values.msmarco === undefined)) throw new UserError('give exactly one of --beir DIR or --msmarco DIR (see lmdr eval --help)');
   if (values['keep-self'] && values['drop-self']) throw new UserError('--keep-self and --drop-self contradict each other');
-  const pooling = values.pooling as PoolingMode | undefined;
-  if (pooling !== undefined && !['eos', 'cls', 'mean'].includes(pooling)) throw new UserError(`--pooling must be eos, cls or mean, got "${pooling}"`);
+  const pooling = oneOf(values.pooling, 'pooling', POOLING_MODES);
   const split = values.split ?? (values.beir !== undefined ? 'test' : 'dev');
   const dataset = path.basename(path.resolve(values.beir ?? values.msmarco!));
   const output = values.output ?? `eval-${dataset}-${split}`;
-  const k = parseCount(values.k, '--k', 1000);
-  const opt = (flag: string) => (values as Record<string, string | undefined>)[flag];
-  const count = (flag: string) => (opt(flag) === undefined ? undefined : parseCount(opt(flag), `--${flag}`));
+  const k = positiveInt(values.k, 'k', 1000);
+  const count = (flag: 'query-max-len' | 'passage-max-len' | 'batch-size' | 'max-tokens') =>
+    values[flag] === undefined ? undefined : positiveInt(values[flag], flag);
+  const [queryMaxLen, passageMaxLen, batchSize, maxTokens] = [count('query-max-len'), count('passage-max-len'), count('batch-size'), count('max-tokens')];
+  if (values.measures !== undefined) parseMeasures(values.measures); // a typo fails before any encoding
 
   datasetFiles({ beir: values.beir, msmarco: values.msmarco, split }); // fail before loading the model
-  fs.mkdirSync(output, { recursive: true });
-  const engine = await Engine.load(values.model, { device: values.device, adapter: values.adapter });
+  const engine = await Engine.load(model, { device: values.device, adapter: values.adapter });
   const enabled = values['no-progress'] ? false : undefined;
   const bars = new Map<string, ProgressBar>();
   const progress = (stage: string, done: number, total: number) => {
@@ -94,23 +81,23 @@ export async function run(argv: string[]): Promise<void> {
     bar.update(done);
   };
   try {
+    fs.mkdirSync(output, { recursive: true });
     const adapterStamp = values.adapter ? adapterFingerprint(values.adapter) : null;
     const result = await evaluateRetrieval(engine, {
       beir: values.beir, msmarco: values.msmarco, split, k, measures: values.measures,
       queryInstruction: values['query-instruction'], passageInstruction: values['passage-instruction'],
-      queryMaxLen: count('query-max-len'), passageMaxLen: count('passage-max-len'),
-      batchSize: count('batch-size'), maxTokens: count('max-tokens'), pooling,
+      queryMaxLen, passageMaxLen, batchSize, maxTokens, pooling,
       titles: !values['no-title'], allQueries: values['all-queries'],
       dropSelf: values['keep-self'] ? false : values['drop-self'] ? true : undefined,
       runFile: path.join(output, 'run.trec'),
       corpusCache: path.join(output, 'corpus'),
-      corpusKey: { model: modelFingerprint(values.model), adapter: adapterStamp, reencode: values.reencode ? Date.now() : 0 },
+      corpusKey: { model: modelFingerprint(model), adapter: adapterStamp, reencode: values.reencode ? Date.now() : 0 },
       device: values.device,
       onProgress: progress,
     });
     for (const b of bars.values()) b.finish();
     const text = JSON.stringify(result.metrics);
-    fs.writeFileSync(path.join(output, 'metrics.json'), text + '\n');
+    writeFileAtomic(path.join(output, 'metrics.json'), [Buffer.from(text + '\n')]);
     process.stderr.write(`lmdr eval: ${result.numQueries} queries, ${result.corpusSize} passages` +
       `${result.corpusReused ? ' (corpus embeddings reused)' : ''}; wrote ${path.join(output, 'run.trec')}, ${path.join(output, 'metrics.json')}\n`);
     process.stdout.write(text + '\n');

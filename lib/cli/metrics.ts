@@ -1,8 +1,7 @@
 // lmdr metrics: trec_eval-equal measures of a TREC run against qrels, printed as one JSON object.
-import { parseArgs } from 'node:util';
-import { UserError } from '../errors.ts';
 import { DEFAULT_MEASURES, evaluateRun, parseMeasures } from '../eval/metrics.ts';
 import { readQrels, readTrecRun } from '../formats/trec.ts';
+import { parseFlags, requireFlag } from './args.ts';
 
 const HELP = `usage: lmdr metrics --qrels FILE --run FILE [flags]
 
@@ -22,28 +21,18 @@ A doc repeated within one query of the run: the first line counts, later ones ar
 `;
 
 export async function run(argv: string[]): Promise<void> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        qrels: { type: 'string' }, run: { type: 'string' }, measures: { type: 'string' },
-        'all-queries': { type: 'boolean' }, 'per-query': { type: 'boolean' }, 'drop-self': { type: 'boolean' }, help: { type: 'boolean' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    throw new UserError(`${(err as Error).message}\n${HELP}`);
-  }
+  const values = parseFlags('metrics', argv, {
+    qrels: 'string', run: 'string', measures: 'string', 'all-queries': 'boolean', 'per-query': 'boolean', 'drop-self': 'boolean',
+  });
   if (values.help) {
     process.stdout.write(HELP);
     return;
   }
-  if (!values.qrels || !values.run) throw new UserError(`--qrels and --run are required\n${HELP}`);
+  const qrelsFile = requireFlag('metrics', values.qrels, 'qrels', 'FILE');
+  const runPath = requireFlag('metrics', values.run, 'run', 'FILE');
   const measures = parseMeasures(values.measures ?? DEFAULT_MEASURES);
-  const qrels = await readQrels(values.qrels);
-  const runFile = await readTrecRun(values.run);
+  const qrels = await readQrels(qrelsFile);
+  const runFile = await readTrecRun(runPath);
   if (runFile.duplicates > 0) {
     process.stderr.write(`lmdr metrics: ${runFile.duplicates} repeated (query, doc) line(s) ignored, the first at ${runFile.firstDuplicate}\n`);
   }

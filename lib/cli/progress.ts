@@ -22,6 +22,7 @@ export class ProgressBar {
   private lastDraw = 0;
   private done = 0;
   private extra = '';
+  private finished = false;
 
   constructor(label: string, total: number | null, opts: ProgressOptions = {}) {
     this.label = label;
@@ -40,16 +41,18 @@ export class ProgressBar {
     this.done = done;
     if (extra !== undefined) this.extra = extra;
     if (!this.enabled) return;
+    if (this.total !== null && done >= this.total) return; // finish() draws the final state once
     const now = this.clock();
     if (now - this.lastDraw < (this.tty ? 100 : 2000)) return;
     this.lastDraw = now;
     this.draw();
   }
 
-  /** Draw the final state and end the line. */
+  /** Draw the final state and end the line (once: later calls do nothing). */
   finish(extra?: string): void {
     if (extra !== undefined) this.extra = extra;
-    if (!this.enabled) return;
+    if (!this.enabled || this.finished) return;
+    this.finished = true;
     this.draw();
     if (this.tty) this.stream.write('\n');
   }

@@ -1,9 +1,9 @@
 // lmdr search: exact (or HNSW) inner-product top-k between two .npy matrices -> a TREC run.
-import { parseArgs } from 'node:util';
 import { UserError } from '../errors.ts';
 import { readNpy } from '../formats/npy.ts';
-import { buildIndex, readIds, type IndexKind } from '../search/index.ts';
+import { buildIndex, INDEX_KINDS, readIds } from '../search/index.ts';
 import { searchToRun } from '../search/run.ts';
+import { oneOf, parseFlags, positiveInt, requireFlag } from './args.ts';
 import { ProgressBar } from './progress.ts';
 
 const HELP = `usage: lmdr search --queries Q.npy --corpus C.npy --k K --output RUN.trec [flags]
@@ -20,60 +20,47 @@ equal scores: lower corpus row first). K larger than the corpus returns the whol
   --no-progress       no progress bar
 `;
 
-export function parseCount(value: string | undefined, flag: string, fallback?: number): number {
-  if (value === undefined) {
-    if (fallback === undefined) throw new UserError(`${flag} is required`);
-    return fallback;
-  }
-  const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1) throw new UserError(`${flag} must be a positive integer, got "${value}"`);
-  return n;
-}
-
 export async function run(argv: string[]): Promise<void> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        queries: { type: 'string' }, corpus: { type: 'string' }, k: { type: 'string' }, output: { type: 'string' },
-        'query-ids': { type: 'string' }, 'corpus-ids': { type: 'string' }, index: { type: 'string' }, device: { type: 'string' },
-        'no-progress': { type: 'boolean' }, help: { type: 'boolean' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    throw new UserError(`${(err as Error).message}\n${HELP}`);
-  }
+  const values = parseFlags('search', argv, {
+    queries: 'string', corpus: 'string', k: 'string', output: 'string', 'query-ids': 'string', 'corpus-ids': 'string',
+    index: 'string', device: 'string', 'no-progress': 'boolean',
+  });
   if (values.help) {
     process.stdout.write(HELP);
     return;
   }
-  for (const flag of ['queries', 'corpus', 'output'] as const) if (!values[flag]) throw new UserError(`--${flag} is required\n${HELP}`);
-  const k = parseCount(values.k, '--k');
-  const kind = (values.index ?? 'exact') as IndexKind;
-  if (!['exact', 'hnsw', 'faiss'].includes(kind)) throw new UserError(`--index must be exact, hnsw or faiss, got "${kind}"`);
+  const queriesFile = requireFlag('search', values.queries, 'queries', 'Q.npy');
+  const corpusFile = requireFlag('search', values.corpus, 'corpus', 'C.npy');
+  const output = requireFlag('search', values.output, 'output', 'RUN.trec');
+  const k = positiveInt(values.k, 'k');
+  const kind = oneOf(values.index, 'index', INDEX_KINDS) ?? 'exact';
 
-  const queries = readNpy(values.queries!);
-  const corpus = readNpy(values.corpus!);
+  const queries = readNpy(queriesFile);
+  const corpus = readNpy(corpusFile);
   if (queries.cols !== corpus.cols) {
-    throw new UserError(`${values.queries} has ${queries.cols} columns but ${values.corpus} has ${corpus.cols}: embeddings must share a dimension`);
+    throw new UserError(`${queriesFile} has ${queries.cols} columns but ${corpusFile} has ${corpus.cols}: embeddings must share a dimension`);
   }
-  if (corpus.rows === 0) throw new UserError(`${values.corpus}: the corpus has no rows`);
+  if (corpus.rows === 0) throw new UserError(`${corpusFile}: the corpus has no rows`);
   const queryIds = values['query-ids'] ? await readIds(values['query-ids'], 'query id file') : Array.from({ length: queries.rows }, (_, i) => String(i));
-  if (queryIds.length !== queries.rows) throw new UserError(`${values['query-ids']}: ${queryIds.length} ids for ${queries.rows} rows of ${values.queries}`);
-  const seenQ = new Set<string>();
-  for (const [i, id] of queryIds.entries()) {
-    if (seenQ.has(id)) throw new UserError(`${values['query-ids']}:${i + 1}: duplicate query id "${id}"`);
-    seenQ.add(id);
-  }
+  if (queryIds.length !== queries.rows) throw new UserError(`${values['query-ids']}: ${queryIds.length} ids for ${queries.rows} rows of ${queriesFile}`);
+  if (values['query-ids']) requireUnique(queryIds, values['query-ids'], 'query');
   const corpusIds = values['corpus-ids'] ? await readIds(values['corpus-ids'], 'corpus id file') : undefined;
-  if (corpusIds && corpusIds.length !== corpus.rows) throw new UserError(`${values['corpus-ids']}: ${corpusIds.length} ids for ${corpus.rows} rows of ${values.corpus}`);
+  if (corpusIds && corpusIds.length !== corpus.rows) throw new UserError(`${values['corpus-ids']}: ${corpusIds.length} ids for ${corpus.rows} rows of ${corpusFile}`);
+  if (corpusIds) requireUnique(corpusIds, values['corpus-ids']!, 'corpus'); // a repeated doc would repeat in a query's hits
   if (k > corpus.rows) process.stderr.write(`lmdr search: --k ${k} is larger than the corpus (${corpus.rows} rows): every row is returned\n`);
 
   const index = buildIndex(kind, corpus, corpusIds, { device: values.device });
   const bar = new ProgressBar('search', queries.rows, { unit: 'queries', enabled: values['no-progress'] ? false : undefined });
-  await searchToRun(index, queries.data, queryIds, k, { output: values.output, onProgress: (d) => bar.update(d) });
+  await searchToRun(index, queries.data, queryIds, k, { output, onProgress: (d) => bar.update(d) });
   bar.finish();
+}
+
+/** Ids must name one row each; the error points at the second occurrence. */
+function requireUnique(ids: string[], file: string, what: string): void {
+  const first = new Map<string, number>();
+  ids.forEach((id, i) => {
+    const at = first.get(id);
+    if (at !== undefined) throw new UserError(`${file}:${i + 1}: duplicate ${what} id "${id}" (first at line ${at + 1})`);
+    first.set(id, i);
+  });
 }

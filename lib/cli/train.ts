@@ -9,9 +9,9 @@ import { TRAIN_DEFAULTS, type TrainOptions } from '../train/options.ts';
 const HELP = `usage: lmdr train --model DIR --data FILE.jsonl --output DIR [flags]
 
 Contrastive fine-tuning of a retriever (InfoNCE over in-batch and hard negatives).
-Data: JSON lines {"query": str, "pos": [str], "neg": [str]}. Output: OUTPUT/adapter_config.json +
-adapter_model.safetensors (PEFT LoRA; a plain HF model dir with --full), OUTPUT/checkpoint-<step>/,
-OUTPUT/train_log.jsonl.
+Data: JSON lines {"query": str, "pos": [str], "neg": [str]} ("neg" optional; "task", a string, is
+checked but not used). Output: OUTPUT/adapter_config.json + adapter_model.safetensors (PEFT LoRA;
+a plain HF model dir with --full), OUTPUT/checkpoint-<step>/, OUTPUT/train_log.jsonl.
 
   --init-adapter DIR        start from a PEFT adapter (its r, alpha and targets win)
   --lora-r N                LoRA rank (${TRAIN_DEFAULTS.loraR})
@@ -135,7 +135,12 @@ export async function run(argv: string[]): Promise<void> {
     for (const ev of summary.evaluations) {
       process.stderr.write(`eval step ${ev.step}: ${Object.entries(ev).filter(([k]) => k !== 'step').map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ')}\n`);
     }
-    process.stderr.write(`trained ${summary.steps} steps (final loss ${summary.finalLoss.toFixed(4)}, ${Math.round(summary.tokensPerSecond)} tokens/s); wrote ${summary.output}\n`);
+    if (summary.losses.length === 0) {
+      process.stderr.write(`nothing to train: ${summary.checkpoint} is step ${summary.startStep} of ${summary.steps}; wrote ${summary.output}\n`);
+    } else {
+      const from = summary.startStep > 0 ? `steps ${summary.startStep + 1}-${summary.steps} of ${summary.steps} (resumed)` : `${summary.steps} steps`;
+      process.stderr.write(`trained ${from} (final loss ${summary.finalLoss.toFixed(4)}, ${Math.round(summary.tokensPerSecond)} tokens/s); wrote ${summary.output}\n`);
+    }
   } finally {
     engine.dispose();
   }

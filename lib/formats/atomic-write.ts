@@ -3,7 +3,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-function tempPathFor(target: string): string {
+/** A temp file name beside `target` (same dir, so rename stays atomic), hidden and unique to this process. */
+export function tempPathFor(target: string): string {
   return path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}.${Date.now()}.tmp`);
 }
 

@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import readline from 'node:readline';
 import { UserError } from '../errors.ts';
+import { tempPathFor } from './atomic-write.ts';
 
 export interface Line {
   text: string; // without the line terminator (\n or \r\n)
@@ -37,17 +38,23 @@ export async function* readLines(file: string, what = 'file'): AsyncGenerator<Li
   }
 }
 
-/** Buffered synchronous writer for large text outputs (runs of millions of lines). */
+/**
+ * Buffered synchronous writer for large text outputs (runs of millions of lines). It writes a
+ * temp file beside `file` and renames it on close(), so an error never leaves a partial file
+ * under the final name; abort() removes the temp file.
+ */
 export class TextWriter {
   private fd: number;
+  private readonly tmp: string;
   private parts: string[] = [];
   private pending = 0;
 
   constructor(readonly file: string) {
+    this.tmp = tempPathFor(file);
     try {
-      this.fd = fs.openSync(file, 'w');
+      this.fd = fs.openSync(this.tmp, 'w');
     } catch (err) {
-      throw new UserError(`cannot write ${file}: ${(err as Error).message}`);
+      throw new UserError(`cannot write ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
   }
 
@@ -57,7 +64,7 @@ export class TextWriter {
     if (this.pending >= 1 << 20) this.flush();
   }
 
-  flush(): void {
+  private flush(): void {
     if (this.parts.length === 0) return;
     const buf = Buffer.from(this.parts.join(''), 'utf8');
     let off = 0;
@@ -66,8 +73,25 @@ export class TextWriter {
     this.pending = 0;
   }
 
+  /** Writes what is buffered and moves the file into place. */
   close(): void {
-    this.flush();
+    try {
+      this.flush();
+    } catch (err) {
+      this.abort();
+      throw err;
+    }
     fs.closeSync(this.fd);
+    fs.renameSync(this.tmp, this.file);
+  }
+
+  /** Drops the output: nothing appears under the final name. */
+  abort(): void {
+    try {
+      fs.closeSync(this.fd);
+    } catch {
+      // already closed
+    }
+    fs.rmSync(this.tmp, { force: true });
   }
 }

@@ -92,7 +92,7 @@ export async function readQrels(file: string): Promise<Qrels> {
   return qrels;
 }
 
-/** Streams a run file: one line `qid Q0 docno rank score tag` per hit, ranks 1..n as given. */
+/** Streams a run file: one line `qid Q0 docno rank score tag` per hit, ranks 1..n as given; atomic (see TextWriter). */
 export class TrecRunWriter {
   private out: TextWriter;
 
@@ -105,7 +105,13 @@ export class TrecRunWriter {
     for (let i = 0; i < docs.length; i++) this.out.write(`${qid} Q0 ${docs[i]} ${i + 1} ${scores[i]} ${this.tag}\n`);
   }
 
+  /** Moves the complete run into place (it is written under a temp name until then). */
   close(): void {
     this.out.close();
+  }
+
+  /** Drops a run that failed half-way: no file appears. */
+  abort(): void {
+    this.out.abort();
   }
 }

@@ -33,7 +33,8 @@ export interface VectorIndex {
   save(dir: string): Promise<void>;
 }
 
-export type IndexKind = 'exact' | 'hnsw' | 'faiss';
+export const INDEX_KINDS = ['exact', 'hnsw', 'faiss'] as const;
+export type IndexKind = (typeof INDEX_KINDS)[number];
 
 /** An id must survive a TREC run line: non-empty, no whitespace. */
 export function checkId(id: string, where: string): void {
@@ -133,11 +134,9 @@ abstract class StoredVectors implements VectorIndex {
   async save(dir: string): Promise<void> {
     fs.mkdirSync(dir, { recursive: true });
     writeNpy(path.join(dir, 'embeddings.npy'), { rows: this.rows, cols: this.dim, data: this.vectors });
-    const tmp = path.join(dir, `.ids.txt.${process.pid}.tmp`);
-    const out = new TextWriter(tmp);
+    const out = new TextWriter(path.join(dir, 'ids.txt'));
     for (let i = 0; i < this.rows; i++) out.write(`${this.id(i)}\n`);
     out.close();
-    fs.renameSync(tmp, path.join(dir, 'ids.txt'));
   }
 }
 

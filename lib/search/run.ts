@@ -45,8 +45,10 @@ export async function searchToRun(index: VectorIndex, queries: Float32Array, que
       }
       options.onProgress?.(q1, Q);
     }
-  } finally {
-    writer?.close();
+  } catch (err) {
+    writer?.abort();
+    throw err;
   }
+  writer?.close();
   return run;
 }

@@ -16,13 +16,21 @@ export function engineBackbone(engine: Engine): TrainBackbone {
     modelDir: engine.modelDir,
     arch: engine.config.native.arch,
     pooling,
-    tokenize(texts, maxLength, instruction) {
-      const seqs = engine.tokenize(texts, { pooling, maxLength, instruction });
+    tokenize(texts, maxLength, instruction, describe) {
+      if (!engine.tokenizer) throw new UserError(`${engine.modelDir} has no tokenizer.json; training needs it to tokenize the texts of --data`);
+      const seqs = engine.tokenize(texts, { pooling, maxLength, instruction, describeInput: describe });
       const cuSeqlens = new Int32Array(seqs.length + 1);
       seqs.forEach((s, i) => { cuSeqlens[i + 1] = cuSeqlens[i] + s.length; });
       const ids = new Int32Array(cuSeqlens[seqs.length]);
       seqs.forEach((s, i) => ids.set(s, cuSeqlens[i]));
       return { ids, cuSeqlens };
+    },
+    checkMaxLength(flag, maxLength) {
+      // Longer texts are truncated to maxLength, so a sequence past the sliding window would come up sooner or later.
+      const window = engine.config.slidingWindow;
+      if (window !== null && maxLength > window) {
+        throw new UserError(`${flag} ${maxLength} exceeds the sliding window of ${engine.modelDir} (${window} tokens), which lmdr does not implement; use ${flag} ${window} or less`);
+      }
     },
     writeFullModel(dir) {
       // Trained weights in F32 (exact for resume); the rest keeps its stored dtype.
@@ -43,7 +51,7 @@ export function engineBackbone(engine: Engine): TrainBackbone {
       }
       if (missing.size > 0) throw new UserError(`${dir}: checkpoint lacks ${missing.size} trained weights (e.g. "${[...missing][0]}")`);
     },
-      async evaluate(beir, split, o) {
+    async evaluate(beir, split, o) {
       const r = await evaluateRetrieval(engine, {
         beir, split, queryInstruction: o.queryInstruction, passageInstruction: o.passageInstruction,
         queryMaxLen: o.queryMaxLen, passageMaxLen: o.passageMaxLen, device: model.device,

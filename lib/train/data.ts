@@ -28,6 +28,8 @@ export interface StepBatch {
   records: number[]; // record indices, B of them
   queries: string[]; // B
   passages: string[]; // B*G: query i's positive at i*G, then its G-1 negatives
+  querySources: string[]; // where each text comes from, for messages: "FILE:LINE query"
+  passageSources: string[]; // "FILE:LINE pos[k]" / "FILE:LINE neg[k]"
 }
 
 function isStringArray(v: unknown): v is string[] {
@@ -108,31 +110,35 @@ export class Sampler {
     for (let j = 0; j < this.batchSize; j++) records.push(perm[(k * this.batchSize + j) % n]);
     const queries: string[] = [];
     const passages: string[] = [];
+    const querySources: string[] = [];
+    const passageSources: string[] = [];
+    const take = (r: number, field: 'pos' | 'neg', k: number) => {
+      passages.push(this.records[r][field][k]);
+      passageSources.push(`${this.file}:${this.records[r].line} ${field}[${k}]`);
+    };
     records.forEach((r, slot) => {
       const rec = this.records[r];
       const next = rng(hashInts(this.seed, Purpose.group, step, slot));
       queries.push(rec.query);
-      passages.push(rec.pos[randInt(next, rec.pos.length)]);
-      passages.push(...this.negatives(r, next));
+      querySources.push(`${this.file}:${rec.line} query`);
+      take(r, 'pos', randInt(next, rec.pos.length));
+      this.negatives(r, next, take);
     });
-    return { step, epoch, records, queries, passages };
+    return { step, epoch, records, queries, passages, querySources, passageSources };
   }
 
-  private negatives(r: number, next: () => number): string[] {
+  private negatives(r: number, next: () => number, take: (r: number, field: 'pos' | 'neg', k: number) => void): void {
     const want = this.groupSize - 1;
     const neg = this.records[r].neg;
-    const out: string[] = [];
     if (neg.length === 0) {
       const n = this.records.length;
       for (let j = 0; j < want; j++) {
         const other = (r + 1 + randInt(next, n - 1)) % n; // uniform over records != r
-        const pos = this.records[other].pos;
-        out.push(pos[randInt(next, pos.length)]);
+        take(other, 'pos', randInt(next, this.records[other].pos.length));
       }
-      return out;
+      return;
     }
     const perm = permutation(neg.length, next);
-    for (let j = 0; j < want; j++) out.push(neg[perm[j % neg.length]]);
-    return out;
+    for (let j = 0; j < want; j++) take(r, 'neg', perm[j % neg.length]);
   }
 }

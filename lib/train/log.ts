@@ -1,6 +1,7 @@
 // OUTPUT/train_log.jsonl (one JSON line per optimizer step) and OUTPUT/eval_log.jsonl (one line
 // per evaluation: {step, "ndcg@10": ...}), appended as the run goes.
 import fs from 'node:fs';
+import { writeFileAtomic } from '../formats/atomic-write.ts';
 
 export interface StepRecord {
   step: number; // 1-based optimizer step
@@ -34,7 +35,7 @@ export class StepLog<T extends { step: number }> {
         kept += line + '\n';
       }
     }
-    fs.writeFileSync(file, kept);
+    writeFileAtomic(file, [Buffer.from(kept)]); // a kill now keeps the old log, not half of it
     this.fd = fs.openSync(file, 'a');
   }
 

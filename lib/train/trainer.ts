@@ -21,8 +21,10 @@ export interface TrainBackbone {
   modelDir: string;
   arch: 'decoder' | 'bert';
   pooling: PoolingMode;
-  /** Token ids of each text exactly as encode makes them (EOS pooling: truncated to maxLen-1, EOS appended), packed. */
-  tokenize(texts: string[], maxLength: number, instruction: string): { ids: Int32Array; cuSeqlens: Int32Array };
+  /** Token ids of each text exactly as encode makes them (EOS pooling: truncated to maxLen-1, EOS appended), packed; errors name describe(i). */
+  tokenize(texts: string[], maxLength: number, instruction: string, describe?: (i: number) => string): { ids: Int32Array; cuSeqlens: Int32Array };
+  /** Refuses a max length the model cannot run (the flag is named in the message). */
+  checkMaxLength(flag: string, maxLength: number): void;
   /** Full mode: write the model's current weights as a plain HF model dir. */
   writeFullModel(dir: string): void;
   /** Full mode resume: load the weights written by writeFullModel into the model's trainable params. */
@@ -75,9 +77,12 @@ function slicePacked(p: Packed, a: number, b: number): Packed {
 
 /** Options that must be equal between a run and its --resume (everything that changes the numbers). */
 function fingerprint(o: ResolvedTrainOptions, records: TrainRecord[], totalSteps: number, warmup: number, lora: AdapterConfig | null): Record<string, unknown> {
+  // What was asked for (a resumed run takes its LoRA shape from the checkpoint, so compare the request too).
+  const requested = o.full ? null : o.initAdapter !== undefined ? { '--init-adapter': path.resolve(o.initAdapter) }
+    : { '--lora-r': o.loraR, '--lora-alpha': o.loraAlpha, '--lora-targets': o.loraTargets ?? 'default' };
   return {
     'data records': records.length, 'data content (FNV-1a)': dataFingerprint(records), 'total steps': totalSteps, 'warmup steps': warmup, '--seed': o.seed,
-    '--batch-size': o.batchSize, '--group-size': o.groupSize, '--full': o.full,
+    '--batch-size': o.batchSize, '--group-size': o.groupSize, '--full': o.full, 'LoRA flags': requested,
     'lora': lora && { r: lora.r, alpha: lora.alpha, dropout: lora.dropout, targets: lora.targets },
     '--optimizer': o.optimizer, '--lr': o.lr, '--lr-scheduler': o.lrScheduler, '--weight-decay': o.weightDecay,
     '--max-grad-norm': o.maxGradNorm, adam: [o.adamBeta1, o.adamBeta2, o.adamEps],
@@ -88,9 +93,29 @@ function fingerprint(o: ResolvedTrainOptions, records: TrainRecord[], totalSteps
 
 export class TrainingDiverged extends UserError {}
 
+// Temp files and dirs of writes a killed run left in OUTPUT (writeFileAtomic, writeDirAtomic, writeAdapter).
+const LEFTOVER_TEMP = /^\..+\.\d+(\.\d+)?\.tmp(\.old)?$/;
+
+/** OUTPUT must be a directory or not exist yet, and (full mode) not the model dir it would overwrite. */
+function checkOutput(o: ResolvedTrainOptions, modelDir: string): void {
+  if (fs.existsSync(o.output) && !fs.statSync(o.output).isDirectory()) throw new UserError(`--output ${o.output} exists and is not a directory`);
+  if (o.full && path.resolve(o.output) === path.resolve(modelDir)) throw new UserError(`--output ${o.output} is the model dir itself; --full writes a new model dir there, choose another --output`);
+}
+
+/** Create OUTPUT and remove what a killed run's unfinished writes left in it. */
+function prepareOutput(output: string): void {
+  fs.mkdirSync(output, { recursive: true });
+  for (const name of fs.readdirSync(output)) {
+    if (LEFTOVER_TEMP.test(name)) fs.rmSync(path.join(output, name), { recursive: true, force: true });
+  }
+}
+
 export async function train(backbone: TrainBackbone, options: TrainOptions): Promise<TrainSummary> {
   const o = resolveTrainOptions(options);
   const { model } = backbone;
+  checkOutput(o, backbone.modelDir);
+  backbone.checkMaxLength('--query-max-len', o.queryMaxLen);
+  backbone.checkMaxLength('--passage-max-len', o.passageMaxLen);
   const records = await loadTrainData(o.data);
   const sampler = new Sampler(records, o.batchSize, o.groupSize, o.seed, o.data);
   const totalSteps = o.steps ?? Math.max(1, Math.ceil((o.epochs ?? 1) * sampler.stepsPerEpoch));
@@ -139,7 +164,7 @@ export async function train(backbone: TrainBackbone, options: TrainOptions): Pro
     lastCheckpoint = resumeFrom.dir;
   }
 
-  fs.mkdirSync(o.output, { recursive: true });
+  prepareOutput(o.output);
   const writeModel = (dir: string) => (lora ? writeAdapter(dir, lora, model.params()) : backbone.writeFullModel(dir));
   const save = (step: number, loss: number): string => {
     const state: TrainerState = {
@@ -169,8 +194,8 @@ export async function train(backbone: TrainBackbone, options: TrainOptions): Pro
       const t0 = performance.now();
       const batch = sampler.batch(step);
       const packed = concatPacked([
-        backbone.tokenize(batch.queries, o.queryMaxLen, o.queryInstruction),
-        backbone.tokenize(batch.passages, o.passageMaxLen, o.passageInstruction),
+        backbone.tokenize(batch.queries, o.queryMaxLen, o.queryInstruction, (i) => batch.querySources[i]),
+        backbone.tokenize(batch.passages, o.passageMaxLen, o.passageInstruction, (i) => batch.passageSources[i]),
       ]);
       const loss = await contrastiveStep(backbone, packed, o, hashInts(o.seed, Purpose.dropout, step));
       const where = lastCheckpoint ? `the last good checkpoint is ${lastCheckpoint}` : 'no checkpoint was written';

@@ -46,6 +46,18 @@ describe('cli: lmdr encode', () => {
     expect(fs.readdirSync(work).sort()).to.deep.equal(['in.jsonl', 'model', 'out.npy']);
   });
 
+  it('lmdr info prints the version, the backend in use, CUDA devices (or why none) and build flags', () => {
+    const version = JSON.parse(fs.readFileSync(path.resolve(path.dirname(bin), '../package.json'), 'utf8')).version;
+    const r = spawnSync(process.execPath, [bin, 'info'], { encoding: 'utf8', env: { ...process.env, LMDR_DEVICE: 'cpu' } });
+    expect(r.status, r.stderr).to.equal(0);
+    const lines = r.stdout.trimEnd().split('\n');
+    expect(lines[0]).to.match(new RegExp(`^lmdr ${version.replace(/\./g, '\\.')} \\(addon `));
+    expect(lines).to.include('backend: cpu (LMDR_DEVICE)');
+    expect(lines.find((l) => l.startsWith('compiled backends: '))).to.contain('cpu');
+    expect(lines.find((l) => l.startsWith('cuda devices: '))).to.match(/^cuda devices: (none \(.+\)|cuda:0 .+)$/);
+    expect(lines.find((l) => l.startsWith('build: '))).to.match(/^build: \S+/);
+  });
+
   it('--help prints the flags and exits 0', () => {
     const r = lmdr(['encode', '--help']);
     expect(r.status).to.equal(0);

@@ -10,6 +10,7 @@ import { randInt, uniformRng } from '../helpers/rng.ts';
 import { makeTinyModel, tinyWords, type TinyModelOptions } from '../helpers/tiny-models.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { qwen3TokenizerDir } from '../helpers/qwen3-tokenizer.ts';
+import { loopTurnsDuring } from '../helpers/event-loop.ts';
 
 /** Seeded sequences of varied lengths (1..maxLen) with ids below vocab. */
 function randomSequences(seed: number, count: number, vocab: number, maxLen = 20): number[][] {
@@ -149,6 +150,25 @@ describe('encode: batching never changes an embedding', () => {
       expect(calls).to.deep.equal([[4, 10], [8, 10], [10, 10]]);
     } finally {
       engine.dispose();
+    }
+  });
+});
+
+describe('encode: heavy native calls are asynchronous', () => {
+  it('loadModel and forward return Promises and the event loop keeps running during forward', async () => {
+    const dir = makeTinyModel({ arch: 'qwen2', seed: 45, hidden: 64, dir: tempDir() });
+    let engine: Engine | undefined;
+    await loopTurnsDuring(() => Engine.load(dir, { device: 'cpu' }).then((e) => (engine = e)));
+    try {
+      // 32 sequences of 512 tokens: long enough that a synchronous forward could not hide
+      const seqs = randomSequences(46, 32, 100, 512).map((ids) => (ids.length < 256 ? [...ids, ...ids, ...ids].slice(0, 512) : ids));
+      const cu = new Int32Array(seqs.length + 1);
+      seqs.forEach((s, i) => (cu[i + 1] = cu[i] + s.length));
+      const ids = Int32Array.from(seqs.flat());
+      const turns = await loopTurnsDuring(() => engine!.native.forward(ids, cu, { pooling: 'eos', normalize: true }));
+      expect(turns).to.be.above(0);
+    } finally {
+      engine?.dispose();
     }
   });
 });

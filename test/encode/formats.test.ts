@@ -123,6 +123,20 @@ describe('encode: progress bar', () => {
     expect(on.writes[1]).to.match(/^\rx .* 10\/10 100% /);
   });
 
+  it('draws the final state once, however often update(total) and finish() are called', () => {
+    const log = fakeStream(false);
+    let now = 10_000;
+    const bar = new ProgressBar('x', 4, { stream: log.stream, enabled: true, clock: () => now });
+    bar.update(1);
+    now += 5000;
+    bar.update(4);
+    bar.finish();
+    bar.finish();
+    expect(log.writes.length).to.equal(2);
+    expect(log.writes[0]).to.match(/^x .* 1\/4 25% /);
+    expect(log.writes[1]).to.match(/^x .* 4\/4 100% /);
+  });
+
   it('is off by default when stderr is not a TTY, on with LMDR_PROGRESS=1', () => {
     const saved = process.env.LMDR_PROGRESS;
     try {

@@ -102,20 +102,28 @@ describe('cli: lmdr search and lmdr metrics', () => {
     fs.writeFileSync(f('bad-ids.txt'), 'a\nb\n');
     const cases: [string[], RegExp][] = [
       [['search', '--queries', f('missing.npy'), '--corpus', f('c.npy'), '--k', '5', '--output', f('x.trec')], /missing.npy: cannot open/],
-      [['search', '--queries', f('q.npy'), '--corpus', f('c.npy'), '--k', '0', '--output', f('x.trec')], /--k must be a positive integer/],
+      [['search', '--queries', f('q.npy'), '--corpus', f('c.npy'), '--k', '0', '--output', f('x.trec')], /--k expects a positive integer, got "0"/],
       [['search', '--queries', f('q.npy'), '--corpus', f('c.npy'), '--k', '5', '--output', f('x.trec'), '--corpus-ids', f('bad-ids.txt')], /bad-ids.txt: 2 ids for 60 rows/],
       [['search', '--queries', f('q.npy'), '--corpus', f('c.npy'), '--output', f('x.trec')], /--k is required/],
       [['metrics', '--qrels', f('qrels.txt'), '--run', f('nope.trec')], /nope.trec: file not found/],
       [['metrics', '--qrels', f('qrels.txt'), '--run', f('run.trec'), '--measures', 'ndcg@5,err@3'], /unknown measure "err@3"/],
     ];
+    fs.writeFileSync(f('dup-ids.txt'), Array.from({ length: N }, (_, i) => (i === 7 ? 'doc3' : `doc${i}`)).join('\n') + '\n');
+    cases.push([['search', '--queries', f('q.npy'), '--corpus', f('c.npy'), '--k', '5', '--output', f('x.trec'), '--corpus-ids', f('dup-ids.txt')],
+      /dup-ids.txt:8: duplicate corpus id "doc3" \(first at line 4\)/]);
+    cases.push([['search', '--queries', f('q.npy'), '--corpus', f('c.npy'), '--k', '5', '--output', f('x.trec'), '--index', 'annoy'],
+      /--index must be exact, hnsw or faiss, got "annoy"/]);
+    cases.push([['metrics', '--run', f('run.trec')], /--qrels FILE is required/]);
     fs.writeFileSync(f('other.trec'), 'zz Q0 doc1 1 0.5 t\n');
     cases.push([['metrics', '--qrels', f('qrels.txt'), '--run', f('other.trec')], /no query of the run/]);
     for (const [argv, pattern] of cases) {
       const r = await lmdr(...argv);
       expect(r.code, argv.join(' ')).to.equal(1);
       expect(r.err).to.match(pattern);
-      expect(r.err.trim().split('\n')[0]).to.match(/^lmdr (search|metrics): /);
+      expect(r.err.trim().split('\n')).to.have.length(1);
+      expect(r.err.trim()).to.match(/^lmdr (search|metrics): /);
     }
+    expect(fs.existsSync(f('x.trec'))).to.equal(false);
   });
 });
 

@@ -9,6 +9,7 @@ import { evaluateRun, parseMeasures, rankDocs, type Qrels, type Run } from '../.
 import { readQrels, readTrecRun } from '../../lib/formats/trec.ts';
 import { UserError } from '../../lib/errors.ts';
 import { randInt, uniformRng } from '../helpers/rng.ts';
+import { expectReject } from '../helpers/reject.ts';
 
 const qrelsOf = (o: Record<string, Record<string, number>>): Qrels =>
   new Map(Object.entries(o).map(([q, d]) => [q, new Map(Object.entries(d))]));
@@ -29,6 +30,15 @@ describe('metrics: hand-computed trec_eval cases', () => {
     expect(rankDocs(run.get('q1')!)).to.deep.equal(['d3', 'd2', 'd1', 'd4']);
     // numeric-looking docnos still compare as strings: "a9" > "a10"
     expect(rankDocs(new Map([['a10', 1], ['a9', 1], ['b', 2]]))).to.deep.equal(['b', 'a9', 'a10']);
+  });
+
+  it('scores are compared as float32, as trec_eval stores them: differences below float precision tie', () => {
+    // 1 + 2^-30 and 1 + 2^-29 both round to the float 1.0, so docno descending decides: b before a.
+    expect(rankDocs(new Map([['a', 1 + 2 ** -29], ['b', 1 + 2 ** -30]]))).to.deep.equal(['b', 'a']);
+    // 1 + 2^-23 is the next float after 1: a real difference, the higher score wins.
+    expect(rankDocs(new Map([['a', 1 + 2 ** -23], ['b', 1]]))).to.deep.equal(['a', 'b']);
+    const q = qrelsOf({ q: { a: 1 } });
+    close(one(q, runOf({ q: { a: 0.3 + 1e-12, b: 0.3 } }), 'mrr@10')['mrr@10'], 1 / 2);
   });
 
   it('ties compare UTF-8 bytes like strcmp, not UTF-16 units', () => {
@@ -221,13 +231,3 @@ describe('formats: TREC runs and qrels', () => {
     await expectReject(readQrels(empty), /no judgements/);
   });
 });
-
-export async function expectReject(p: Promise<unknown>, pattern: RegExp): Promise<void> {
-  try {
-    await p;
-  } catch (err) {
-    expect((err as Error).message).to.match(pattern);
-    return;
-  }
-  expect.fail(`expected a rejection matching ${pattern}`);
-}

@@ -5,6 +5,8 @@ import { expect } from 'chai';
 import { native } from '../../lib/native.ts';
 import { CorpusIndex, HnswIndex } from '../../lib/search/index.ts';
 import { normalRng, randInt, uniformRng } from '../helpers/rng.ts';
+import { expectReject } from '../helpers/reject.ts';
+import { loopTurnsDuring } from '../helpers/event-loop.ts';
 
 /** Brute force in float64: [score, row] sorted by score desc, row asc. */
 function bruteForce(q: Float32Array, c: Float32Array, qi: number, N: number, H: number): [number, number][] {
@@ -87,6 +89,12 @@ describe('topk: native exact search', () => {
     }
   });
 
+  it('runs off the main thread: a Promise, and the event loop turns while it works', async () => {
+    const Q = 64, N = 60000, H = 64;
+    const q = gaussian(Q * H, 35), c = gaussian(N * H, 36);
+    expect(await loopTurnsDuring(() => topk(q, c, Q, N, H, 10, 'cpu'))).to.be.above(0);
+  });
+
   it('rejects NaN inputs, overflowing scores, wrong sizes and bad k with clear errors', async () => {
     const H = 4;
     const q = gaussian(2 * H, 41), c = gaussian(5 * H, 42);
@@ -136,6 +144,29 @@ describe('search: index engines', () => {
     }
   });
 
+  it('searchToRun writes the run under a temp name: a failure half-way leaves no file', async () => {
+    const { searchToRun } = await import('../../lib/search/run.ts');
+    const fs = await import('node:fs');
+    const path = await import('node:path');
+    const { tempDir } = await import('../helpers/tmp.ts');
+    const H = 4, N = 20, Q = 6;
+    const index = new CorpusIndex(H);
+    index.add(gaussian(N * H, 53));
+    const q = gaussian(Q * H, 54);
+    const dir = tempDir('lmdr-run-');
+    const qids = Array.from({ length: Q }, (_, i) => `q${i}`);
+    // a complete run: Q x 3 lines
+    await searchToRun(index, q, qids, 3, { output: path.join(dir, 'ok.trec'), queryChunk: 2 });
+    expect(fs.readFileSync(path.join(dir, 'ok.trec'), 'utf8').trim().split('\n')).to.have.length(Q * 3);
+    // the second query chunk fails: nothing named bad.trec, no temp file left
+    let calls = 0;
+    const failing = Object.assign(Object.create(index), {
+      search: (qs: Float32Array, k: number) => (++calls === 2 ? Promise.reject(new Error('device lost')) : index.search(qs, k)),
+    });
+    await expectReject(searchToRun(failing, q, qids, 3, { output: path.join(dir, 'bad.trec'), queryChunk: 2 }), /device lost/);
+    expect(fs.readdirSync(dir)).to.deep.equal(['ok.trec']);
+  });
+
   it('HnswIndex (usearch) finds the exact neighbours on a small easy set', async () => {
     const H = 16, N = 500;
     const c = gaussian(N * H, 61);
@@ -159,13 +190,3 @@ describe('search: index engines', () => {
     }
   });
 });
-
-async function expectReject(p: Promise<unknown>, pattern: RegExp): Promise<void> {
-  try {
-    await p;
-  } catch (err) {
-    expect((err as Error).message).to.match(pattern);
-    return;
-  }
-  expect.fail(`expected a rejection matching ${pattern}`);
-}

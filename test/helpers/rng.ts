@@ -1,16 +1,9 @@
 // Seeded random numbers for tests: the same seed gives the same model and inputs everywhere.
+// The generator is lmdr's own (lib/train/random.ts), so there is one seeded RNG in the project.
+import { rng } from '../../lib/train/random.ts';
 
-/** mulberry32: a tiny 32-bit generator, uniform in [0, 1). */
-export function uniformRng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Uniform floats in [0, 1) from a 32-bit seed (mulberry32). */
+export const uniformRng = rng;
 
 /** Standard normal samples (Box-Muller) from a seeded uniform generator. */
 export function normalRng(seed: number): () => number {

@@ -133,3 +133,42 @@ describe('runOp input checks', () => {
     expect(() => runOp('cpu', 'pool_forward', { H: 1, h: new Float64Array(1), cuSeqlens: Int32Array.from([0, 1]), mode: 'max' })).to.throw(/mode/);
   });
 });
+
+describe('upload conversion', () => {
+  /** IEEE binary16 by definition: (-1)^s 2^(e-15) (1 + m/1024), subnormal 2^-14 (m/1024). */
+  function halfToNumber(h: number): number {
+    const sign = h >> 15 ? -1 : 1;
+    const e = (h >> 10) & 0x1f;
+    const m = h & 0x3ff;
+    if (e === 0) return sign * 2 ** -14 * (m / 1024);
+    if (e === 31) return m ? NaN : sign * Infinity;
+    return sign * 2 ** (e - 15) * (1 + m / 1024);
+  }
+  const codes = Int32Array.from({ length: 65536 }, (_, i) => i);
+  for (const { device } of forwardDevices) {
+    it(`every F16 code (subnormals, infinities, NaN) decodes exactly on ${device}`, () => {
+      const x = runOp(device, 'upload', { dtype: 'F16', raw: codes }).x;
+      for (let h = 0; h < 65536; h++) {
+        const want = halfToNumber(h);
+        if (Number.isNaN(want)) expect(Number.isNaN(x[h]), `code ${h}`).to.equal(true);
+        else if (x[h] !== want) expect.fail(`F16 code 0x${h.toString(16)}: got ${x[h]}, want ${want}`);
+      }
+    });
+    it(`every BF16 code is the top half of a float32 on ${device}`, () => {
+      const x = runOp(device, 'upload', { dtype: 'BF16', raw: codes }).x;
+      const f = new Float32Array(new Uint32Array(Array.from(codes, (c) => c << 16)).buffer);
+      for (let h = 0; h < 65536; h++) {
+        if (Number.isNaN(f[h])) expect(Number.isNaN(x[h]), `code ${h}`).to.equal(true);
+        else if (x[h] !== f[h]) expect.fail(`BF16 code 0x${h.toString(16)}: got ${x[h]}, want ${f[h]}`);
+      }
+    });
+    it(`F32 bits and I32 values on ${device}`, () => {
+      const vals = Float32Array.from(randn(100, 40, 1e3));
+      const x = runOp(device, 'upload', { dtype: 'F32', raw: new Int32Array(vals.buffer) }).x;
+      expect(Array.from(x)).to.deep.equal(Array.from(vals));
+      const ints = Int32Array.from([0, -7, 123456, -(2 ** 31), 2 ** 31 - 1]);
+      expect(Array.from(runOp(device, 'upload', { dtype: 'I32', raw: ints }).x)).to.deep.equal(
+        device === 'cpu' ? Array.from(ints, Math.fround) : Array.from(ints));
+    });
+  }
+});

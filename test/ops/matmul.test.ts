@@ -12,6 +12,7 @@ const shapes: [number, number, number][] = [
   [1, 37, 300], // one row, K deeper than a packed slice
   [200, 3, 17], // more rows than one tile, fewer columns than a micro-tile
   [3, 2100, 5], // more columns than one packed panel
+  [400, 70, 260], // several row tiles and K slices
 ];
 
 function check(device: string, tol: number, M: number, N: number, K: number, transA: boolean, transB: boolean,

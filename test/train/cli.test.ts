@@ -1,12 +1,19 @@
 // `lmdr train` and `lmdr merge` from the command line: flags reach the run, and every bad input
 // exits 1 with one line naming the file/line/flag/step, leaving no adapter file behind.
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { main } from '../../lib/cli/main.ts';
-import { readAdapterConfig } from '../../lib/adapters/peft.ts';
+import { readAdapterConfig, readAdapterTensors } from '../../lib/adapters/peft.ts';
+import { Engine } from '../../lib/engine.ts';
+import { readNpy } from '../../lib/formats/npy.ts';
+import { listCheckpoints } from '../../lib/train/checkpoint.ts';
 import { readTrainLog } from '../../lib/train/log.ts';
-import { mappedPairs, tmpDir, tinyModel, writeJsonl } from './fixtures.ts';
+import { mappedPairs, maxAbsDiff, tmpDir, tinyModel, writeJsonl } from './fixtures.ts';
+
+const LMDR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'lmdr.js');
 
 /** Run the CLI in-process, capturing stderr. */
 async function lmdr(args: string[]): Promise<{ code: number; stderr: string }> {
@@ -62,6 +69,7 @@ describe('train: lmdr train / merge CLI', function () {
     ['an unknown flag', () => writeJsonl(path.join(dataDir, 'ok6.jsonl'), rows), ['--lora-rank', '8'], /--lora-rank/],
     ['a missing data file', () => path.join(dataDir, 'nope.jsonl'), [], /nope\.jsonl: file not found/],
     ['an unreadable init adapter', () => writeJsonl(path.join(dataDir, 'ok7.jsonl'), rows), ['--init-adapter', '/nonexistent-adapter'], /\/nonexistent-adapter: not a PEFT adapter dir/],
+    ['a bad "task"', () => writeJsonl(path.join(dataDir, 'bad-task.jsonl'), [rows[0], { ...rows[1], task: ['qa'] }]), [], /bad-task\.jsonl:2: "task" must be a string/],
   ];
   for (const [what, makeData, extra, re] of bad) {
     it(`exits 1 with one line for ${what}`, async () => {
@@ -75,6 +83,85 @@ describe('train: lmdr train / merge CLI', function () {
       expect(fs.existsSync(path.join(out, 'adapter_config.json'))).to.equal(false);
     });
   }
+
+  it('exits 1 with one line when --output is a file', async () => {
+    const data = writeJsonl(path.join(dataDir, 'ok8.jsonl'), rows);
+    const file = path.join(tmpDir('cli-file'), 'taken');
+    fs.writeFileSync(file, 'x');
+    const r = await lmdr(['train', '--model', modelDir, '--data', data, '--output', file, ...small, '--steps', '1']);
+    expect([r.code, r.stderr]).to.deep.equal([1, `lmdr train: --output ${file} exists and is not a directory\n`]);
+  });
+
+  it('shows a progress bar on stderr with the loss and throughput', async () => {
+    const data = writeJsonl(path.join(dataDir, 'ok9.jsonl'), rows);
+    const out = path.join(tmpDir('cli-progress'), 'run');
+    const before = process.env.LMDR_PROGRESS;
+    process.env.LMDR_PROGRESS = '1';
+    const args = ['train', '--model', modelDir, '--data', data, '--output', out, ...small.filter((a) => a !== '--no-progress'), '--steps', '3'];
+    const r = await lmdr(args).finally(() => {
+      if (before === undefined) delete process.env.LMDR_PROGRESS;
+      else process.env.LMDR_PROGRESS = before;
+    });
+    expect(r.code, r.stderr).to.equal(0);
+    const last = readTrainLog(path.join(out, 'train_log.jsonl')).at(-1)!;
+    expect(r.stderr).to.match(/^train \[[#.]+\] 1\/3 steps 33% \S+ steps\/s .* loss \d+\.\d{4} lr \S+ \d+ tokens\/s\n/);
+    expect(r.stderr).to.include(`3/3 steps 100%`);
+    expect(r.stderr).to.include(`loss ${last.loss.toFixed(4)}`);
+    // resuming a finished run says so
+    const again = await lmdr([...args, '--resume', '--no-progress']);
+    expect(again.code).to.equal(0);
+    expect(again.stderr).to.equal(`nothing to train: ${path.join(out, 'checkpoint-3')} is step 3 of 3; wrote ${out}\n`);
+  });
+
+  it('kill -9 mid-run, then --resume: the same losses and adapter as an uninterrupted run', async function () {
+    const data = writeJsonl(path.join(dataDir, 'kill.jsonl'), mappedPairs(32, 6));
+    const args = ['--model', modelDir, '--data', data, ...small, '--steps', '400', '--save-steps', '5', '--seed', '2', '--lr', '1e-3', '--chunk-size', '5'];
+    const whole = path.join(tmpDir('cli-kill'), 'whole');
+    expect((await lmdr(['train', ...args, '--output', whole])).code).to.equal(0);
+
+    const killed = path.join(tmpDir('cli-kill'), 'killed');
+    const child = spawn(process.execPath, [LMDR, 'train', ...args, '--output', killed], { stdio: 'ignore' });
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_, signal) => resolve(signal)));
+    // kill as soon as a checkpoint exists, while the run is somewhere in the middle of a step or a write
+    while (listCheckpoints(killed).length === 0 && child.exitCode === null) await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setTimeout(r, 30));
+    child.kill('SIGKILL');
+    const signal = await exited;
+    if (process.env.LMDR_TEST_VERBOSE) console.log(signal, listCheckpoints(killed));
+    if (signal !== 'SIGKILL') this.skip(); // the machine was too slow to interrupt the run in time
+    expect(fs.existsSync(path.join(killed, 'adapter_config.json'))).to.equal(false);
+    const resumed = await lmdr(['train', ...args, '--output', killed, '--resume']);
+    expect(resumed.code, resumed.stderr).to.equal(0);
+    expect(resumed.stderr).to.match(/^trained steps \d+-400 of 400 \(resumed\)/);
+    const logA = readTrainLog(path.join(whole, 'train_log.jsonl'));
+    const logB = readTrainLog(path.join(killed, 'train_log.jsonl'));
+    expect(logB.map((x) => [x.step, x.loss, x.grad_norm])).to.deep.equal(logA.map((x) => [x.step, x.loss, x.grad_norm]));
+    const ta = readAdapterTensors(whole);
+    const tb = readAdapterTensors(killed);
+    for (const [k, t] of ta) expect(Array.from(tb.get(k)!.data), k).to.deep.equal(Array.from(t.data));
+    expect(fs.readdirSync(killed).filter((f) => f.startsWith('.'))).to.deep.equal([]);
+  });
+
+  it('lmdr encode --adapter embeds like Engine.load(dir, {adapter})', async () => {
+    const data = writeJsonl(path.join(dataDir, 'ok10.jsonl'), rows);
+    const out = path.join(tmpDir('cli-enc'), 'run');
+    expect((await lmdr(['train', '--model', modelDir, '--data', data, '--output', out, ...small, '--steps', '3', '--lr', '1e-2'])).code).to.equal(0);
+    const input = writeJsonl(path.join(dataDir, 'texts.jsonl'), rows.map((r) => r.query));
+    const npy = path.join(tmpDir('cli-enc'), 'q.npy');
+    const r = await lmdr(['encode', '--model', modelDir, '--adapter', out, '--input', input, '--output', npy, '--max-length', '16']);
+    expect(r.code, r.stderr).to.equal(0);
+    const got = readNpy(npy);
+    const embed = async (adapter?: string) => {
+      const e = await Engine.load(modelDir, { device: 'cpu', adapter });
+      try {
+        return (await e.encode(rows.map((x) => x.query), { maxLength: 16 })).data;
+      } finally {
+        e.dispose();
+      }
+    };
+    expect(Array.from(got.data)).to.deep.equal(Array.from(await embed(out)));
+    expect(maxAbsDiff(got.data, await embed())).to.be.above(1e-4); // the adapter changed something
+  });
 
   it('exits 1 naming the step when the loss diverges', async () => {
     const data = writeJsonl(path.join(dataDir, 'nan.jsonl'), rows);

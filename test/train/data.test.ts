@@ -39,6 +39,7 @@ describe('train: data loading', () => {
     ['pos not strings', '{"query":"a","pos":[1]}\n', /train\.jsonl:1: "pos" must be a list of strings/],
     ['neg not a list', '{"query":"a","pos":["b"],"neg":"c"}\n', /train\.jsonl:1: "neg" must be a list/],
     ['not an object', '["a"]\n', /train\.jsonl:1: expected a JSON object/],
+    ['a task that is not a string', '{"query":"a","pos":["b"]}\n{"query":"a","pos":["b"],"task":3}\n', /train\.jsonl:2: "task" must be a string/],
     ['no records', '\n\n', /no training records/],
   ];
   for (const [what, text, re] of bad) {
@@ -130,6 +131,22 @@ describe('train: sampler', () => {
       });
     }
     expect(posSeen.size).to.be.greaterThan(60); // positives are drawn among all three of each record
+  });
+
+  it('names where each text comes from (file:line and field), for messages', () => {
+    const data = records(6, (i) => (i % 2 ? 3 : 0), () => 2);
+    const s = new Sampler(data, 3, 3, 5, 'd.jsonl');
+    for (let step = 0; step < 6; step++) {
+      const b = s.batch(step);
+      b.queries.forEach((q, i) => expect(b.querySources[i]).to.equal(`d.jsonl:${data[b.records[i]].line} query`));
+      expect(b.passageSources.length).to.equal(b.passages.length);
+      b.passages.forEach((text, j) => {
+        const m = /^d\.jsonl:(\d+) (pos|neg)\[(\d+)\]$/.exec(b.passageSources[j]);
+        expect(m, b.passageSources[j]).to.not.equal(null);
+        const rec = data.find((r) => r.line === Number(m![1]))!;
+        expect(rec[m![2] as 'pos' | 'neg'][Number(m![3])]).to.equal(text);
+      });
+    }
   });
 
   it('rejects group size < 2 and a batch larger than the data', () => {

@@ -11,6 +11,7 @@ import { listCheckpoints, readTrainerState } from '../../lib/train/checkpoint.ts
 import { loadTrainData, Sampler } from '../../lib/train/data.ts';
 import { readTrainLog } from '../../lib/train/log.ts';
 import { contrastiveStep } from '../../lib/train/trainer.ts';
+import type { TrainOptions } from '../../lib/train/options.ts';
 import { TRAIN_LOG } from '../../lib/plot/training-curves.ts';
 import { normalRng } from '../helpers/rng.ts';
 import { makeTinyModel } from '../helpers/tiny-models.ts';
@@ -49,24 +50,24 @@ describe('train: runs', function () {
   it('SGD, constant lr, no warmup/clipping/decay/dropout: one step changes each LoRA weight by exactly -lr x its gradient', async () => {
     const init = await randomAdapter(4);
     const lr = 0.05;
-    const opts = { batchSize: 3, groupSize: 3, temperature: 0.05, queryMaxLen: 16, passageMaxLen: 24, seed: 9 };
+    const opts = { batchSize: 3, groupSize: 3, temperature: 0.05, queryMaxLen: 16, passageMaxLen: 24, seed: 9, queryInstruction: 'find: ', passageInstruction: 'doc: ' };
     // The gradient of that step, computed independently from the same batch.
     const grads = await withEngine(async (e) => {
       applyAdapter(e.native, init, 0);
       const b = engineBackbone(e);
       const batch = new Sampler(await loadTrainData(data), opts.batchSize, opts.groupSize, opts.seed).batch(0);
-      const q = b.tokenize(batch.queries, opts.queryMaxLen, '');
-      const p = b.tokenize(batch.passages, opts.passageMaxLen, '');
+      const q = b.tokenize(batch.queries, opts.queryMaxLen, opts.queryInstruction);
+      const p = b.tokenize(batch.passages, opts.passageMaxLen, opts.passageInstruction);
       const cu = Int32Array.from([...q.cuSeqlens, ...Array.from(p.cuSeqlens.subarray(1), (x) => x + q.ids.length)]);
       const ids = Int32Array.from([...q.ids, ...p.ids]);
       await contrastiveStep(b, { ids, cuSeqlens: cu }, { ...opts, similarity: 'cosine', chunkSize: 0 }, 0);
       return new Map(e.native.grads().map((g) => [g.name, g.data]));
     });
     const out = tmpDir('sgd');
-    await withEngine((e) => e.train({
-      data, output: out, initAdapter: init, optimizer: 'sgd', lrScheduler: 'constant', warmupSteps: 0, maxGradNorm: 0,
-      weightDecay: 0, loraDropout: 0, lr, steps: 1, ...opts,
-    }));
+    // --lora-r/--lora-alpha/--lora-targets given too: the initial adapter's r, alpha and targets win.
+    const sgd = { data, initAdapter: init, optimizer: 'sgd', lrScheduler: 'constant', warmupSteps: 0, weightDecay: 0, loraDropout: 0, lr, steps: 1, loraR: 16, loraAlpha: 3, loraTargets: ['k_proj'], ...opts } satisfies Omit<TrainOptions, 'output'>;
+    await withEngine((e) => e.train({ ...sgd, output: out, maxGradNorm: 0 }));
+    expect(readAdapterConfig(out)).to.deep.include({ r: 4, alpha: 8, targets: ['q_proj', 'v_proj', 'down_proj'] });
     const before = readAdapterTensors(init);
     const after = readAdapterTensors(out);
     expect([...after.keys()].sort()).to.deep.equal([...before.keys()].sort());
@@ -80,6 +81,75 @@ describe('train: runs', function () {
       });
     }
     expect(moved).to.be.greaterThan(100);
+
+    // Clipping to a third of the norm: PyTorch's clip_grad_norm_ scale max / (norm + 1e-6); the log keeps the norm before clipping.
+    let sq = 0;
+    for (const g of grads.values()) for (const x of g) sq += x * x;
+    const norm = Math.sqrt(sq);
+    const clipped = tmpDir('sgd-clip');
+    await withEngine((e) => e.train({ ...sgd, output: clipped, maxGradNorm: norm / 3 }));
+    expect(readTrainLog(path.join(clipped, TRAIN_LOG))[0].grad_norm).to.be.closeTo(norm, 1e-6 * norm);
+    const scale = norm / 3 / (norm + 1e-6);
+    for (const [key, t] of readAdapterTensors(clipped)) {
+      const g = grads.get(key)!;
+      const w0 = before.get(key)!.data;
+      t.data.forEach((w1, i) => expect(w1, `${key}[${i}]`).to.be.closeTo(w0[i] - lr * scale * g[i], 1e-6 * Math.abs(w0[i]) + 1e-9));
+    }
+  });
+
+  it('tokenizes exactly like encode: the instruction, truncation to max length - 1, then EOS', async () => {
+    await withEngine(async (e) => {
+      const texts = ['the river flows to the ocean and the king walks over the old stone bridge again', 'blue'];
+      const packed = engineBackbone(e).tokenize(texts, 6, 'query: ');
+      const want = e.tokenize(texts, { maxLength: 6, instruction: 'query: ' });
+      expect(Array.from(packed.cuSeqlens)).to.deep.equal([0, want[0].length, want[0].length + want[1].length]);
+      expect(Array.from(packed.ids)).to.deep.equal([...want[0], ...want[1]]);
+      expect(want[0].length).to.equal(6);
+      const eos = e.tokenizer!.encode('', 'eos', 4).at(-1);
+      expect(want[0][5]).to.equal(eos);
+      expect(want[1].at(-1)).to.equal(eos);
+      // the instruction's tokens come first
+      expect(want[1].slice(0, -2)).to.deep.equal(e.tokenize(['query:'], { maxLength: 64, pooling: 'mean' })[0]);
+    });
+  });
+
+  it('a text that cannot be tokenized is named by file:line and field', async () => {
+    const bert = makeTinyModel({ arch: 'bert', tokenizer: true, seed: 2 });
+    // Without its [CLS] ... [SEP] template, a blank text has no tokens at all.
+    const tok = path.join(bert, 'tokenizer.json');
+    fs.writeFileSync(tok, JSON.stringify({ ...JSON.parse(fs.readFileSync(tok, 'utf8')), post_processor: null }));
+    const rows = mappedPairs(4, 3);
+    rows[2] = { ...rows[2], neg: [rows[2].neg[0], '   '] };
+    const file = writeJsonl(path.join(tmpDir(), 'blank.jsonl'), rows);
+    const e = await Engine.load(bert, { device: 'cpu' });
+    let err: unknown;
+    try {
+      await e.train({ data: file, output: tmpDir('blank'), batchSize: 4, groupSize: 3, steps: 1, queryMaxLen: 16, passageMaxLen: 16 });
+    } catch (x) {
+      err = x;
+    } finally {
+      e.dispose();
+    }
+    expect(err).to.be.instanceOf(UserError);
+    expect((err as Error).message).to.equal(`${file}:3 neg[1]: empty sequence (no tokens to embed)`);
+  });
+
+  it('refuses a max length past a sliding window before training, naming the flag', async () => {
+    const mistral = makeTinyModel({ arch: 'mistral', tokenizer: true, seed: 3 });
+    const cfg = path.join(mistral, 'config.json');
+    fs.writeFileSync(cfg, JSON.stringify({ ...JSON.parse(fs.readFileSync(cfg, 'utf8')), sliding_window: 12 }));
+    const e = await Engine.load(mistral, { device: 'cpu' });
+    const out = path.join(tmpDir('window'), 'run');
+    try {
+      await e.train({ data, output: out, batchSize: 2, groupSize: 2, steps: 1, queryMaxLen: 12, passageMaxLen: 16 });
+      expect.fail('no error');
+    } catch (err) {
+      expect(err).to.be.instanceOf(UserError);
+      expect((err as Error).message).to.match(/^--passage-max-len 16 exceeds the sliding window of .* \(12 tokens\)/);
+    } finally {
+      e.dispose();
+    }
+    expect(fs.existsSync(out)).to.equal(false);
   });
 
   it('resume continues exactly: 4 steps == 2 steps, a kill during step 3, then --resume', async () => {
@@ -160,9 +230,22 @@ describe('train: runs', function () {
     }
     expect(err).to.be.instanceOf(UserError);
     expect((err as Error).message).to.match(/^--resume: --lr is 0\.01 but .*checkpoint-2 was trained with 0\.0003/);
-    // a finished run resumed with the same settings has nothing left to do
+    // the LoRA shape comes from the checkpoint on resume, but a different request is still refused
+    err = undefined;
+    try {
+      await withEngine((e) => e.train({ ...opts, loraR: 3, resume: true }));
+    } catch (e) {
+      err = e;
+    }
+    expect((err as Error).message).to.match(/^--resume: LoRA flags is \{"--lora-r":3,.* was trained with \{"--lora-r":2,/);
+    // a finished run resumed with the same settings has nothing left to do; a killed write's leftovers are removed
+    fs.mkdirSync(path.join(out, '.checkpoint-3.4242.tmp'));
+    fs.mkdirSync(path.join(out, '.adapter.4242.tmp'));
+    fs.writeFileSync(path.join(out, '.adapter_model.safetensors.4242.1700000000000.tmp'), 'partial');
+    fs.writeFileSync(path.join(out, '.keep-me'), 'not ours');
     const again = await withEngine((e) => e.train({ ...opts, resume: true }));
     expect([again.startStep, again.losses.length]).to.deep.equal([2, 0]);
+    expect(fs.readdirSync(out).filter((f) => f.startsWith('.'))).to.deep.equal(['.keep-me']);
   });
 
   it('bert: LoRA on query,key,value,dense by default', async () => {

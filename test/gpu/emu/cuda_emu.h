@@ -1,0 +1,101 @@
+// A small SIMT emulator so lmdr's CUDA kernels can run (slowly) on a machine without a GPU.
+// build.mjs compiles every cuda/*.cu as host C++ with this header forced in front, after
+// rewriting `k<<<cfg>>>(args)` into emu::launch(cfg, [&] { k(args); }) and `extern __shared__`
+// arrays into the block's dynamic shared buffer. Each CUDA thread is a fiber (ucontext); a
+// block's fibers run round-robin on one OS thread and switch only at __syncthreads and warp
+// shuffles, so barriers, shuffles and shared memory behave like the hardware's for code that
+// is race-free. A barrier that can never complete (divergent __syncthreads, a warp waiting
+// for an exited lane's partner ...) is reported as a deadlock instead of hanging. Not part of
+// the library build: test/gpu/emu/build.mjs makes build-emu/lmdr.node for the GPU tests.
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+
+// Device-code keywords become plain C++: shared variables are statics (one block runs at a time).
+#undef __global__
+#undef __device__
+#undef __host__
+#undef __forceinline__
+#undef __shared__
+#undef __launch_bounds__
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __shared__ static
+#define __launch_bounds__(...)
+
+namespace emu {
+
+struct ThreadState {
+  uint3 tid;
+};
+extern ThreadState* current;
+extern uint3 block_idx;
+extern dim3 block_dim, grid_dim;
+
+void launch_impl(dim3 grid, dim3 block, size_t smem, const std::function<void()>& body);
+template <typename F>
+void launch(dim3 grid, dim3 block, size_t smem, cudaStream_t, F&& body) {
+  launch_impl(grid, block, smem, std::function<void()>(body));
+}
+unsigned char* dyn_smem();
+void sync_block();
+uint64_t shfl_bits(uint64_t bits, int src_lane);  // exchange within the warp; returns src's bits
+int lane();
+
+template <typename T>
+T shfl(T v, int src) {
+  static_assert(sizeof(T) <= 8, "shuffles move at most 8 bytes");
+  uint64_t bits = 0;
+  std::memcpy(&bits, &v, sizeof(T));
+  bits = shfl_bits(bits, src);
+  T out;
+  std::memcpy(&out, &bits, sizeof(T));
+  return out;
+}
+
+}  // namespace emu
+
+#define threadIdx (::emu::current->tid)
+#define blockIdx (::emu::block_idx)
+#define blockDim (::emu::block_dim)
+#define gridDim (::emu::grid_dim)
+
+inline void __syncthreads() { emu::sync_block(); }
+template <typename T> T __shfl_sync(unsigned, T v, int src, int = 32) { return emu::shfl(v, src); }
+template <typename T> T __shfl_xor_sync(unsigned, T v, int mask, int = 32) { return emu::shfl(v, emu::lane() ^ mask); }
+template <typename T> T __shfl_up_sync(unsigned, T v, unsigned d, int = 32) {
+  int l = emu::lane();
+  return emu::shfl(v, l >= int(d) ? l - int(d) : l);
+}
+
+// Atomics: fibers never interleave inside an operation, so plain read-modify-write is atomic.
+inline float atomicAdd(float* p, float v) { float o = *p; *p = o + v; return o; }
+inline double atomicAdd(double* p, double v) { double o = *p; *p = o + v; return o; }
+inline int atomicAdd(int* p, int v) { int o = *p; *p = o + v; return o; }
+inline unsigned atomicAdd(unsigned* p, unsigned v) { unsigned o = *p; *p = o + v; return o; }
+inline __nv_bfloat16 atomicAdd(__nv_bfloat16* p, __nv_bfloat16 v) {
+  __nv_bfloat16 o = *p;
+  *p = __float2bfloat16(__bfloat162float(o) + __bfloat162float(v));
+  return o;
+}
+
+inline unsigned __float_as_uint(float f) { unsigned u; std::memcpy(&u, &f, 4); return u; }
+inline float __uint_as_float(unsigned u) { float f; std::memcpy(&f, &u, 4); return f; }
+inline float rsqrtf(float x) { return 1.f / std::sqrt(x); }
+inline float __expf(float x) { return std::exp(x); }
+inline int min(int a, int b) { return a < b ? a : b; }
+inline int max(int a, int b) { return a > b ? a : b; }
+
+// cuda_runtime.h declares this C++ overload for nvcc only
+template <typename T>
+cudaError_t cudaFuncSetAttribute(T* entry, cudaFuncAttribute attr, int value) {
+  return cudaFuncSetAttribute(reinterpret_cast<const void*>(entry), attr, value);
+}

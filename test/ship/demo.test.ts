@@ -1,0 +1,113 @@
+// A demo run at tiny sizes (seconds): every stage runs and leaves its files, the metrics are
+// metrics, and the CLI prints the before/after table.
+import { expect } from 'chai';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { runDemo, DEMO_MEASURES, type DemoOptions } from '../../lib/demo/run-demo.ts';
+import { main } from '../../lib/cli/main.ts';
+import { resultsTable } from '../../lib/cli/demo.ts';
+import { Engine } from '../../lib/engine.ts';
+import { parseXml, findAll } from './xml.ts';
+
+const tiny = (output: string): DemoOptions => ({
+  output, steps: 3, batchSize: 4, groupSize: 2, evalSteps: 3, passageMaxLen: 32, queryMaxLen: 16, device: 'cpu',
+  dataset: { years: [2015, 2021], maxTrainQueries: 24, maxTestQueries: 8 },
+  demoModel: { hidden: 16, layers: 1, heads: 2, kvHeads: 1, maxWords: 300 },
+});
+
+describe('ship: lmdr demo (tiny sizes)', function () {
+  this.timeout(120000);
+  let work: string;
+  before(() => (work = fs.mkdtempSync(path.join(os.tmpdir(), 'lmdr-demo-test-'))));
+  after(() => fs.rmSync(work, { recursive: true, force: true }));
+
+  it('builds the data, generates a model, trains, evaluates before and after, plots', async () => {
+    const output = path.join(work, 'api');
+    const stepsSeen: number[] = [];
+    const evaluated: number[] = [];
+    const r = await runDemo(tiny(output), { step: (s) => stepsSeen.push(s.step), evaluated: (s) => evaluated.push(s) });
+    expect(stepsSeen).to.deep.equal([1, 2, 3]);
+    expect(evaluated).to.deep.equal([0, 3]);
+    for (const f of ['data/train.jsonl', 'data/test/corpus.jsonl', 'data/test/queries.jsonl', 'data/test/qrels/test.tsv', 'model/config.json', 'model/tokenizer.json', 'run/train_log.jsonl', 'run/eval_log.jsonl', 'run/curves.svg', 'results.json']) {
+      expect(fs.existsSync(path.join(output, f)), f).to.equal(true);
+    }
+    expect(r.testQueries).to.equal(8);
+    for (const side of [r.before, r.after]) {
+      expect(Object.keys(side).sort()).to.deep.equal(DEMO_MEASURES.split(',').sort());
+      for (const v of Object.values(side)) expect(v).to.be.within(0, 1);
+      expect(side['recall@100']).to.be.at.least(side['recall@10']);
+    }
+    // the trained model dir differs from the generated one, and loads and encodes
+    const trained = await Engine.load(path.join(output, 'run'), { device: 'cpu' });
+    const fresh = await Engine.load(path.join(output, 'model'), { device: 'cpu' });
+    try {
+      const [a, b] = [await trained.encode(['the state of the union is strong']), await fresh.encode(['the state of the union is strong'])];
+      expect(Array.from(a.data)).to.not.deep.equal(Array.from(b.data));
+      for (const v of a.data) expect(Number.isFinite(v)).to.equal(true);
+    } finally {
+      trained.dispose();
+      fresh.dispose();
+    }
+    const svg = parseXml(fs.readFileSync(r.curves!, 'utf8'));
+    const names = findAll(svg, 'polyline').filter((e) => e.attrs.class === 'series').map((e) => e.attrs['data-series']);
+    expect(names).to.include.members(['loss', 'ndcg@10', 'recall@100']);
+    expect(JSON.parse(fs.readFileSync(path.join(output, 'results.json'), 'utf8')).after).to.deep.equal(r.after);
+  });
+
+  it('the CLI prints the table; a second run replaces the first; a foreign --output is refused', async () => {
+    const output = path.join(work, 'cli');
+    const args = ['demo', '--output', output, '--steps', '2', '--batch-size', '4', '--group-size', '2', '--max-train', '16', '--max-test', '6', '--years', '2016-2021', '--hidden', '16', '--layers', '1', '--device', 'cpu', '--no-progress'];
+    const writes: string[] = [];
+    const original = process.stdout.write.bind(process.stdout);
+    const errWrite = process.stderr.write.bind(process.stderr);
+    (process.stdout as { write: unknown }).write = (chunk: string) => (writes.push(String(chunk)), true);
+    (process.stderr as { write: unknown }).write = () => true;
+    let codes: number[];
+    try {
+      codes = [await main(args), await main(args)];
+    } finally {
+      (process.stdout as { write: unknown }).write = original;
+      (process.stderr as { write: unknown }).write = errWrite;
+    }
+    expect(codes).to.deep.equal([0, 0]);
+    const text = writes.join('');
+    expect(text).to.match(/NDCG@10\s+MRR@10\s+Recall@10\s+Recall@100/);
+    expect(text).to.match(/before training \(step 0\)/);
+    expect(text).to.match(/after 2 steps/);
+    expect(fs.readFileSync(path.join(output, 'run', 'train_log.jsonl'), 'utf8').trim().split('\n')).to.have.length(2);
+
+    const foreign = path.join(work, 'foreign');
+    fs.mkdirSync(foreign);
+    fs.writeFileSync(path.join(foreign, 'precious.txt'), 'keep me');
+    const err = await runDemo(tiny(foreign)).then(() => undefined, (e: Error) => e);
+    expect(err?.message).to.match(/not empty and was not written by lmdr demo/);
+    expect(fs.readFileSync(path.join(foreign, 'precious.txt'), 'utf8')).to.equal('keep me');
+  });
+
+  it('the table shows before, after and the change with 4 decimals', () => {
+    const before = { 'ndcg@10': 0.1, 'mrr@10': 0.05, 'recall@10': 0.2, 'recall@100': 0.5 };
+    const after = { 'ndcg@10': 0.25, 'mrr@10': 0.04, 'recall@10': 0.4, 'recall@100': 0.75 };
+    const lines = resultsTable({ before, after, steps: 10 }).split('\n');
+    expect(lines[1]).to.match(/^before training \(step 0\)\s+0\.1000\s+0\.0500\s+0\.2000\s+0\.5000$/);
+    expect(lines[2]).to.match(/^after 10 steps\s+0\.2500\s+0\.0400\s+0\.4000\s+0\.7500$/);
+    expect(lines[3]).to.match(/^change\s+\+0\.1500\s+-0\.0100\s+\+0\.2000\s+\+0\.2500$/);
+  });
+
+  it('rejects bad flags and a --model without config.json, naming them', async () => {
+    const errs: string[] = [];
+    const errWrite = process.stderr.write.bind(process.stderr);
+    (process.stderr as { write: unknown }).write = (chunk: string) => (errs.push(String(chunk)), true);
+    let codes: number[];
+    try {
+      codes = [await main(['demo', '--steps', 'many']), await main(['demo', '--bogus']), await main(['demo', '--years', '2021-1990']), await main(['demo', '--model', work, '--output', path.join(work, 'm')])];
+    } finally {
+      (process.stderr as { write: unknown }).write = errWrite;
+    }
+    expect(codes).to.deep.equal([1, 1, 1, 1]);
+    expect(errs[0]).to.match(/--steps expects an integer/);
+    expect(errs[1]).to.match(/bogus/);
+    expect(errs[2]).to.match(/--years expects FROM-TO/);
+    expect(errs[3]).to.match(/no config\.json/);
+  });
+});
