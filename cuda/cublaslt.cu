@@ -115,7 +115,7 @@ void resolve(void* lib, const char* name, F& fn, std::string& missing) {
 const Api& api() {
   std::lock_guard<std::mutex> lock(g_load_mutex);
   if (g_loaded) return g_api;
-  std::string tried;
+  std::vector<std::string> dirs;  // where we looked, for the error message
   void* lib = nullptr;
   for (const std::string& path : candidates()) {
     lib = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
@@ -123,13 +123,18 @@ const Api& api() {
       g_path = path;
       break;
     }
-    if (path.find('/') != std::string::npos && tried.size() < 3000) tried += "\n  " + path;
+    size_t slash = path.rfind('/');
+    std::string dir = slash == std::string::npos ? "the loader path (LD_LIBRARY_PATH, ld.so.cache)" : path.substr(0, slash);
+    if (dirs.empty() || dirs.back() != dir) dirs.push_back(dir);
   }
-  if (!lib)
+  if (!lib) {
+    std::string where;
+    for (const std::string& d : dirs) where += (where.empty() ? "" : ", ") + d;
     throw Error(
-        "cannot load libcublasLt.so (cuBLASLt, needed for GEMMs on the GPU). Install the CUDA toolkit or "
-        "`pip install nvidia-cublas-cu12`, or point LMDR_CUBLASLT at the library file or its directory. Tried the "
-        "loader path (LD_LIBRARY_PATH) for libcublasLt.so.{13,12,11} and:" + tried);
+        "cannot load libcublasLt.so (cuBLASLt, needed for GEMMs on the GPU): looked for libcublasLt.so.{13,12,11} "
+        "and libcublasLt.so in " + where + ". Install the CUDA toolkit or `pip install nvidia-cublas-cu12`, or set "
+        "LMDR_CUBLASLT to the library file or its directory.");
+  }
   std::string missing;
   resolve(lib, "cublasLtCreate", g_api.create, missing);
   resolve(lib, "cublasLtDestroy", g_api.destroy, missing);

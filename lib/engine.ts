@@ -108,6 +108,11 @@ export class Engine {
           throw new UserError(`${describe(i)}: ${this.modelDir} has no tokenizer.json, so only {"input_ids": [...]} inputs can be encoded`);
         }
         ids = this.tokenizer.encode((opts.instruction ?? '') + text, pooling, maxLength);
+        const outside = ids.findIndex((id) => id >= vocab);
+        if (outside >= 0) {
+          throw new UserError(`${describe(i)}: the tokenizer gave id ${ids[outside]} at position ${outside}, outside the model's vocabulary ` +
+            `(0..${vocab - 1}): ${this.modelDir}/tokenizer.json does not belong to this config.json`);
+        }
       } else if (typeof input === 'object' && input !== null && Array.isArray((input as { input_ids?: unknown }).input_ids)) {
         ids = (input as { input_ids: unknown[] }).input_ids as number[];
         for (let j = 0; j < ids.length; j++) {

@@ -29,7 +29,7 @@ template <int VB> struct FloatVec {
 };
 
 template <int VB>
-inline __attribute__((always_inline)) typename FloatVec<VB>::V exp_approx_v(typename FloatVec<VB>::V x) {
+inline __attribute__((always_inline)) typename FloatVec<VB>::V exp_approx_v(const typename FloatVec<VB>::V& x) {
   using V = typename FloatVec<VB>::V;
   using I = typename FloatVec<VB>::I;
   const V lo = V{} - 87.3f, hi = V{} + 88.0f;
@@ -52,7 +52,7 @@ inline __attribute__((always_inline)) typename FloatVec<VB>::V exp_approx_v(type
 }
 
 template <int VB>
-inline __attribute__((always_inline)) typename FloatVec<VB>::V erfc_approx_v(typename FloatVec<VB>::V x) {
+inline __attribute__((always_inline)) typename FloatVec<VB>::V erfc_approx_v(const typename FloatVec<VB>::V& x) {
   using V = typename FloatVec<VB>::V;
   const V z = x < 0 ? -x : x;
   const V t = 1.0f / (1.0f + 0.5f * z);
@@ -76,7 +76,7 @@ template <typename V, typename T> inline __attribute__((always_inline)) V load_v
   std::memcpy(&v, p, sizeof(V));
   return v;
 }
-template <typename V, typename T> inline __attribute__((always_inline)) void store_vec(T* p, V v) {
+template <typename V, typename T> inline __attribute__((always_inline)) void store_vec(T* p, const V& v) {
   std::memcpy(p, &v, sizeof(V));
 }
 

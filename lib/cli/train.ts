@@ -68,7 +68,9 @@ export function parseTrainFlags(argv: string[]): { model: string; options: Train
       allowPositionals: false,
     }).values as Record<string, string | boolean | undefined>;
   } catch (err) {
-    throw new UserError(`${(err as Error).message.split('\n')[0]} (see lmdr train --help)`);
+    const first = (err as Error).message.split('\n')[0];
+    // parseArgs takes "-0.5" for a flag: say how to pass a negative value.
+    throw new UserError(`${first} (${/ambiguous/.test(first) ? 'a value starting with "-" needs the form --flag=VALUE' : 'see lmdr train --help'})`);
   }
   const str = (f: string) => values[f] as string | undefined;
   const num = (f: string): number | undefined => {

@@ -31,7 +31,8 @@ export interface EvaluateRetrievalOptions {
   maxTokens?: number; // tokens per forward (Engine.encode); long passages get small batches
   titles?: boolean; // BEIR: passage = title + " " + text (default true)
   allQueries?: boolean; // trec_eval -c averaging
-  /** drop a retrieved doc whose id equals the query id; default true for BEIR (as BEIR's evaluator), false for MS MARCO */
+  /** leave a retrieved doc whose id equals the query id out of the run (k other hits remain);
+   * default true for BEIR (as BEIR's evaluator), false for MS MARCO */
   dropSelf?: boolean;
   runFile?: string; // write the TREC run here
   /** dir holding corpus embeddings (embeddings.npy, ids.txt, meta.json): reused when meta.json
@@ -164,11 +165,12 @@ export async function evaluateRetrieval(engine: Engine, o: EvaluateRetrievalOpti
     describeInput: (i) => queries[i].where,
     onProgress: (d, t) => o.onProgress?.('queries', d, t),
   });
+  // Self-hits are left out of the run itself, k hits remaining (as BEIR does), so run.trec
+  // holds exactly what was scored.
+  const dropSelf = o.dropSelf ?? kind === 'beir';
   const run = (await searchToRun(index, qEmb.data, queries.map((q) => q.id), k, {
-    output: o.runFile, keep: true, onProgress: (d, t) => o.onProgress?.('search', d, t),
+    output: o.runFile, keep: true, dropSelf, onProgress: (d, t) => o.onProgress?.('search', d, t),
   }))!;
-  const result: MetricsResult = evaluateRun(qrels, run, measures, {
-    allQueries: o.allQueries, dropSelf: o.dropSelf ?? kind === 'beir', perQuery: o.perQuery,
-  });
+  const result: MetricsResult = evaluateRun(qrels, run, measures, { allQueries: o.allQueries, perQuery: o.perQuery });
   return { metrics: result.means, perQuery: result.perQuery, numQueries: result.numQueries, corpusSize: index.size, corpusReused, split };
 }

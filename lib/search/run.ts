@@ -8,12 +8,16 @@ export interface RunSearchOptions {
   output?: string; // TREC run file to write
   keep?: boolean; // also return the run in memory
   queryChunk?: number; // queries per search call (default 4096)
+  /** leave out a hit whose id equals its query's id, still returning k hits (BEIR's evaluator
+   * searches k + 1 and skips the self-hit the same way) */
+  dropSelf?: boolean;
   onProgress?: (done: number, total: number) => void;
 }
 
 /**
- * Top-k of every query row against the index. Hits per query: min(k, index size), ranks
- * 1..n by score descending (ties: lower corpus row first). Query i is named queryIds[i].
+ * Top-k of every query row against the index. Hits per query: min(k, index size) (one fewer
+ * when dropSelf removed a self-hit from a corpus of at most k rows), ranks 1..n by score
+ * descending (ties: lower corpus row first). Query i is named queryIds[i].
  */
 export async function searchToRun(index: VectorIndex, queries: Float32Array, queryIds: string[], k: number,
   options: RunSearchOptions = {}): Promise<Run | undefined> {
@@ -26,14 +30,16 @@ export async function searchToRun(index: VectorIndex, queries: Float32Array, que
   try {
     for (let q0 = 0; q0 < Q; q0 += chunk) {
       const q1 = Math.min(Q, q0 + chunk);
-      const r = await index.search(queries.subarray(q0 * dim, q1 * dim), k);
+      const r = await index.search(queries.subarray(q0 * dim, q1 * dim), options.dropSelf ? k + 1 : k);
       for (let q = q0; q < q1; q++) {
         const docs: string[] = [];
         const scores: number[] = [];
-        for (let j = 0; j < r.k; j++) {
+        for (let j = 0; j < r.k && docs.length < k; j++) {
           const row = r.rows[(q - q0) * r.k + j];
           if (row < 0) break;
-          docs.push(index.id(row));
+          const id = index.id(row);
+          if (options.dropSelf && id === queryIds[q]) continue;
+          docs.push(id);
           scores.push(r.scores[(q - q0) * r.k + j]);
         }
         writer?.writeQuery(queryIds[q], docs, scores);

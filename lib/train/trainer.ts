@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors.ts';
-import { ADAPTER_WEIGHTS, addLora, applyAdapter, hasLora, writeAdapter, type AdapterConfig } from '../adapters/peft.ts';
+import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, addLora, applyAdapter, hasLora, writeAdapter, type AdapterConfig } from '../adapters/peft.ts';
 import { native, type NativeModel, type PoolingMode } from '../native.ts';
 import { dataFingerprint, loadTrainData, Sampler, type TrainRecord } from './data.ts';
 import { checkFingerprint, listCheckpoints, readOptimizerState, readTrainerState, writeCheckpoint, type TrainerState } from './checkpoint.ts';
@@ -125,8 +125,10 @@ export async function train(backbone: TrainBackbone, options: TrainOptions): Pro
   const checkpoints = listCheckpoints(o.output);
   const resumeFrom = o.resume ? checkpoints[0] : undefined;
   // (A log without any checkpoint is what a run that failed early leaves: it is started over.)
-  if (!o.resume && (checkpoints.length > 0 || fs.existsSync(path.join(o.output, ADAPTER_WEIGHTS)))) {
-    throw new UserError(`--output ${o.output} already holds a training run; pass --resume to continue it or choose another --output`);
+  // (Full mode writes a model dir into OUTPUT: an existing one is not overwritten either.)
+  const results = [ADAPTER_WEIGHTS, ADAPTER_CONFIG, ...(o.full ? ['config.json', 'model.safetensors', 'model.safetensors.index.json'] : [])];
+  if (!o.resume && (checkpoints.length > 0 || results.some((f) => fs.existsSync(path.join(o.output, f))))) {
+    throw new UserError(`--output ${o.output} already holds a training run (or a model); pass --resume to continue a run or choose another --output`);
   }
 
   // Trainable parameters: fresh LoRA, an initial adapter, a checkpoint's adapter, or full fine-tuning.
@@ -166,7 +168,13 @@ export async function train(backbone: TrainBackbone, options: TrainOptions): Pro
 
   prepareOutput(o.output);
   const writeModel = (dir: string) => (lora ? writeAdapter(dir, lora, model.params()) : backbone.writeFullModel(dir));
+  const lastGood = () => (lastCheckpoint ? `the last good checkpoint is ${lastCheckpoint}` : 'no checkpoint was written');
   const save = (step: number, loss: number): string => {
+    // An update can overflow with a finite loss and gradient: such weights must not become a "good" checkpoint.
+    for (const p of model.params()) {
+      const bad = p.data.findIndex((x) => !Number.isFinite(x));
+      if (bad >= 0) throw new TrainingDiverged(`weight ${p.name}[${bad}] is ${p.data[bad]} after step ${step}; stopped, ${lastGood()}`);
+    }
     const state: TrainerState = {
       step, totalSteps, epoch: step / sampler.stepsPerEpoch,
       dataPosition: { epoch: Math.floor(step / sampler.stepsPerEpoch), stepInEpoch: step % sampler.stepsPerEpoch },
@@ -198,7 +206,7 @@ export async function train(backbone: TrainBackbone, options: TrainOptions): Pro
         backbone.tokenize(batch.passages, o.passageMaxLen, o.passageInstruction, (i) => batch.passageSources[i]),
       ]);
       const loss = await contrastiveStep(backbone, packed, o, hashInts(o.seed, Purpose.dropout, step));
-      const where = lastCheckpoint ? `the last good checkpoint is ${lastCheckpoint}` : 'no checkpoint was written';
+      const where = lastGood();
       if (!Number.isFinite(loss)) throw new TrainingDiverged(`loss is ${loss} at step ${step + 1}; stopped, ${where}`);
       const gradNorm = Math.sqrt(model.gradSumSquares());
       if (!Number.isFinite(gradNorm)) throw new TrainingDiverged(`gradient norm is ${gradNorm} at step ${step + 1}; stopped, ${where}`);

@@ -225,6 +225,25 @@ describe('encode: Engine input errors', () => {
     }
   });
 
+  it('a tokenizer whose ids exceed the model vocab is named, not passed to the native forward', async () => {
+    const dir = makeTinyModel({ arch: 'qwen2', seed: 54, tokenizer: true, dir: tempDir() });
+    const cfgFile = path.join(dir, 'config.json');
+    fs.writeFileSync(cfgFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(cfgFile, 'utf8')), vocab_size: 20 }));
+    fs.rmSync(path.join(dir, 'model.safetensors'));
+    const small = makeTinyModel({ arch: 'qwen2', seed: 54, vocab: 20, dir: tempDir() });
+    fs.copyFileSync(path.join(small, 'model.safetensors'), path.join(dir, 'model.safetensors'));
+    const e = await Engine.load(dir, { device: 'cpu' });
+    try {
+      let err: unknown;
+      try { await e.encode(['the a of', 'gold']); } catch (x) { err = x; }
+      expect(err).to.be.instanceOf(UserError);
+      // "gold" is far down the tiny vocab: beyond id 19
+      expect((err as Error).message).to.match(/^input 1: the tokenizer gave id \d+ at position 0, outside the model's vocabulary \(0\.\.19\).*tokenizer\.json/);
+    } finally {
+      e.dispose();
+    }
+  });
+
   it('input_ids longer than maxLength are truncated, not rejected', async () => {
     const long = Array.from({ length: 30 }, (_, i) => (i * 7) % 100);
     const a = await engine.encode([{ input_ids: long }], { maxLength: 10, pooling: 'mean' });

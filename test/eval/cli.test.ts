@@ -174,15 +174,17 @@ describe('cli: lmdr eval end to end on a generated BEIR folder', function () {
       const E = await engine.encode(qTexts, { maxLength: 64 });
       const run = new Map<string, Map<string, number>>();
       qIds.forEach((qid, qi) => {
+        // BEIR: the self-hit is skipped and the next doc takes its place (10 hits remain)
         const scored = docs.map((d, n) => {
           let s = 0;
           for (let h = 0; h < engine.dim; h++) s += E.data[qi * engine.dim + h] * P.data[n * engine.dim + h];
           return [d._id, s] as [string, number];
-        }).sort((a, b) => b[1] - a[1]).slice(0, 10);
+        }).sort((a, b) => b[1] - a[1]).filter(([id]) => id !== qid).slice(0, 10);
         run.set(qid, new Map(scored));
       });
       const qrels = await readQrels(path.join(beir, 'qrels', 'test.tsv'));
-      const want = evaluateRun(qrels, run, parseMeasures('mrr@10,recall@10,ndcg@10'), { dropSelf: true, perQuery: true });
+      const want = evaluateRun(qrels, run, parseMeasures('mrr@10,recall@10,ndcg@10'), { perQuery: true });
+      expect(lines.filter((l) => l[0] === 'd20').map((l) => l[2])).to.deep.equal([...run.get('d20')!.keys()]);
       for (const key of ['mrr@10', 'recall@10', 'ndcg@10']) expect(printed[key]).to.be.closeTo(want.means[key], 1e-6);
       // the oracle itself: identical text ranks its own passage first
       for (let i = 0; i < 10; i++) expect(want.perQuery![`q${i}`]['mrr@10']).to.equal(1);

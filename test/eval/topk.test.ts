@@ -165,6 +165,16 @@ describe('search: index engines', () => {
     });
     await expectReject(searchToRun(failing, q, qids, 3, { output: path.join(dir, 'bad.trec'), queryChunk: 2 }), /device lost/);
     expect(fs.readdirSync(dir)).to.deep.equal(['ok.trec']);
+
+    // dropSelf: a query named like a corpus row never gets that row, and still gets k hits
+    const named = new CorpusIndex(H);
+    named.add(index.vectors.slice(), Array.from({ length: N }, (_, i) => `q${i}`));
+    const selfQueries = named.vectors.slice(0, Q * H); // query i is row i: its own best hit
+    const run = (await searchToRun(named, selfQueries, qids, 3, { keep: true, dropSelf: true }))!;
+    for (let i = 0; i < Q; i++) {
+      const want = bruteForce(selfQueries, named.vectors, i, N, H).map(([, n]) => `q${n}`).filter((id) => id !== `q${i}`).slice(0, 3);
+      expect([...run.get(`q${i}`)!.keys()]).to.deep.equal(want);
+    }
   });
 
   it('HnswIndex (usearch) finds the exact neighbours on a small easy set', async () => {

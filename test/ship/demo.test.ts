@@ -9,6 +9,7 @@ import { main } from '../../lib/cli/main.ts';
 import { resultsTable } from '../../lib/cli/demo.ts';
 import { Engine } from '../../lib/engine.ts';
 import { parseXml, findAll } from './xml.ts';
+import { makeTinyModel } from '../helpers/tiny-models.ts';
 
 const tiny = (output: string): DemoOptions => ({
   output, steps: 3, batchSize: 4, groupSize: 2, evalSteps: 3, passageMaxLen: 32, queryMaxLen: 16, device: 'cpu',
@@ -83,6 +84,17 @@ describe('ship: lmdr demo (tiny sizes)', function () {
     const err = await runDemo(tiny(foreign)).then(() => undefined, (e: Error) => e);
     expect(err?.message).to.match(/not empty and was not written by lmdr demo/);
     expect(fs.readFileSync(path.join(foreign, 'precious.txt'), 'utf8')).to.equal('keep me');
+  });
+
+  it('--model DIR trains a LoRA adapter on the given checkpoint', async () => {
+    const model = makeTinyModel({ arch: 'qwen2', tokenizer: true, seed: 5, dir: path.join(work, 'user-model') });
+    const output = path.join(work, 'lora');
+    const r = await runDemo({ ...tiny(output), model, steps: 2, evalSteps: 2 });
+    expect(r.generatedModel).to.equal(false);
+    expect(fs.existsSync(path.join(output, 'model'))).to.equal(false);
+    expect(fs.existsSync(path.join(output, 'run', 'adapter_config.json'))).to.equal(true);
+    expect(fs.existsSync(path.join(output, 'run', 'adapter_model.safetensors'))).to.equal(true);
+    expect(r.evaluations.map((e) => e.step)).to.deep.equal([0, 2]);
   });
 
   it('the table shows before, after and the change with 4 decimals', () => {

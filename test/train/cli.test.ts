@@ -67,6 +67,8 @@ describe('train: lmdr train / merge CLI', function () {
     ['a batch larger than the data', () => writeJsonl(path.join(dataDir, 'ok4.jsonl'), rows), ['--batch-size', '11'], /--batch-size 11 is larger than the 10 queries in .*ok4\.jsonl/],
     ['a non-numeric flag', () => writeJsonl(path.join(dataDir, 'ok5.jsonl'), rows), ['--lr', 'fast'], /--lr expects a number, got "fast"/],
     ['an unknown flag', () => writeJsonl(path.join(dataDir, 'ok6.jsonl'), rows), ['--lora-rank', '8'], /--lora-rank/],
+    ['a negative value without "="', () => writeJsonl(path.join(dataDir, 'ok6.jsonl'), rows), ['--weight-decay', '-1'], /'--weight-decay' .* needs the form --flag=VALUE/],
+    ['a negative value', () => writeJsonl(path.join(dataDir, 'ok6.jsonl'), rows), ['--weight-decay=-1'], /--weight-decay must be >= 0, got -1/],
     ['a missing data file', () => path.join(dataDir, 'nope.jsonl'), [], /nope\.jsonl: file not found/],
     ['an unreadable init adapter', () => writeJsonl(path.join(dataDir, 'ok7.jsonl'), rows), ['--init-adapter', '/nonexistent-adapter'], /\/nonexistent-adapter: not a PEFT adapter dir/],
     ['a bad "task"', () => writeJsonl(path.join(dataDir, 'bad-task.jsonl'), [rows[0], { ...rows[1], task: ['qa'] }]), [], /bad-task\.jsonl:2: "task" must be a string/],
@@ -120,15 +122,19 @@ describe('train: lmdr train / merge CLI', function () {
     expect((await lmdr(['train', ...args, '--output', whole])).code).to.equal(0);
 
     const killed = path.join(tmpDir('cli-kill'), 'killed');
-    const child = spawn(process.execPath, [LMDR, 'train', ...args, '--output', killed], { stdio: 'ignore' });
-    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_, signal) => resolve(signal)));
+    const child = spawn(process.execPath, [LMDR, 'train', ...args, '--output', killed], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let childStderr = '';
+    child.stderr.on('data', (chunk) => { childStderr += chunk; });
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
     // kill as soon as a checkpoint exists, while the run is somewhere in the middle of a step or a write
     while (listCheckpoints(killed).length === 0 && child.exitCode === null) await new Promise((r) => setTimeout(r, 5));
     await new Promise((r) => setTimeout(r, 30));
     child.kill('SIGKILL');
-    const signal = await exited;
-    if (process.env.LMDR_TEST_VERBOSE) console.log(signal, listCheckpoints(killed));
-    if (signal !== 'SIGKILL') this.skip(); // the machine was too slow to interrupt the run in time
+    const { code, signal } = await exited;
+    if (signal !== 'SIGKILL') {
+      expect(code, childStderr).to.equal(0);
+      this.skip(); // the run finished before the kill landed: nothing to resume
+    }
     expect(fs.existsSync(path.join(killed, 'adapter_config.json'))).to.equal(false);
     const resumed = await lmdr(['train', ...args, '--output', killed, '--resume']);
     expect(resumed.code, resumed.stderr).to.equal(0);

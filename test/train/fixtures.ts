@@ -61,3 +61,25 @@ export function maxAbs(a: ArrayLike<number>): number {
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
   return m;
 }
+
+/** Runs fn with the n-th fs.renameSync failing, as if the process were killed just before it; true when it got that far. */
+export function crashAtRename(n: number, fn: () => void): boolean {
+  const real = fs.renameSync;
+  let calls = 0;
+  let crashed = false;
+  fs.renameSync = ((from: fs.PathLike, to: fs.PathLike) => {
+    if (++calls === n) {
+      crashed = true;
+      throw new Error('killed');
+    }
+    real(from, to);
+  }) as typeof fs.renameSync;
+  try {
+    fn();
+  } catch (err) {
+    if (!crashed) throw err;
+  } finally {
+    fs.renameSync = real;
+  }
+  return crashed;
+}

@@ -61,6 +61,28 @@ describe('train: full fine-tuning', function () {
     expect(maxAbsDiff(await embed(a), await embed(base))).to.be.above(1e-4);
   });
 
+  it('refuses to write over the model dir or another model dir, before training', async () => {
+    const base = makeTinyModel({ arch: 'bert', tokenizer: true, seed: 3 });
+    const data = writeJsonl(path.join(tmpDir(), 'train.jsonl'), mappedPairs(6, 8));
+    const other = makeTinyModel({ arch: 'bert', tokenizer: true, seed: 4 });
+    const e = await Engine.load(base, { device: 'cpu' });
+    const attempt = async (output: string) => {
+      try {
+        await e.train({ data, output, full: true, batchSize: 2, groupSize: 2, steps: 1, queryMaxLen: 8, passageMaxLen: 8 });
+        return 'no error';
+      } catch (err) {
+        return (err as Error).message;
+      }
+    };
+    try {
+      expect(await attempt(base)).to.equal(`--output ${base} is the model dir itself; --full writes a new model dir there, choose another --output`);
+      expect(await attempt(other)).to.match(/already holds a training run \(or a model\)/);
+    } finally {
+      e.dispose();
+    }
+    expect(fs.readdirSync(base).sort()).to.deep.equal(['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']);
+  });
+
   it('rejects --full with --init-adapter', async () => {
     const base = makeTinyModel({ arch: 'bert', tokenizer: true, seed: 3 });
     const e = await Engine.load(base, { device: 'cpu' });

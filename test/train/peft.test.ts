@@ -6,6 +6,7 @@ import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, matchAdapterKeys, readAdapterConfig, r
 import { readSafetensorsHeader, writeSafetensors } from '../../lib/model/safetensors.ts';
 import { UserError } from '../../lib/errors.ts';
 import { normalRng } from '../helpers/rng.ts';
+import { crashAtRename } from './fixtures.ts';
 
 function tmpDir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'lmdr-peft-'));
@@ -21,28 +22,6 @@ function loraParams(seed: number) {
     }
   }
   return out;
-}
-
-/** Runs fn with the n-th fs.renameSync failing, as if the process were killed just before it; true when it got that far. */
-function crashAtRename(n: number, fn: () => void): boolean {
-  const real = fs.renameSync;
-  let calls = 0;
-  let crashed = false;
-  fs.renameSync = ((from: fs.PathLike, to: fs.PathLike) => {
-    if (++calls === n) {
-      crashed = true;
-      throw new Error('killed');
-    }
-    real(from, to);
-  }) as typeof fs.renameSync;
-  try {
-    fn();
-  } catch (err) {
-    if (!crashed) throw err;
-  } finally {
-    fs.renameSync = real;
-  }
-  return crashed;
 }
 
 describe('train: PEFT adapter files', () => {

@@ -215,7 +215,7 @@ describe('train: runs', function () {
       err = e;
     }
     expect(err).to.be.instanceOf(UserError);
-    expect((err as Error).message).to.match(/already holds a training run; pass --resume/);
+    expect((err as Error).message).to.match(/already holds a training run \(or a model\); pass --resume/);
   });
 
   it('refuses to resume with different settings, naming the first that differs', async () => {
@@ -293,5 +293,25 @@ describe('train: runs', function () {
     expect(m![4]).to.equal(path.join(out, `checkpoint-${step - 1}`));
     expect(listCheckpoints(out).map((c) => c.step)[0]).to.equal(step - 1);
     expect(fs.existsSync(path.join(out, 'adapter_model.safetensors'))).to.equal(false);
+    // and that checkpoint really is good: finite weights
+    for (const [k, t] of readAdapterTensors(m![4])) expect(t.data.every(Number.isFinite), k).to.equal(true);
+  });
+
+  it('an update that overflows the weights is not saved as a good checkpoint', async () => {
+    const out = tmpDir('overflow');
+    let err: unknown;
+    try {
+      // SGD at lr 3e38: the first update of lora_B overflows float32 while the loss and gradient were finite.
+      await withEngine((e) => e.train({
+        data, output: out, batchSize: 4, groupSize: 2, steps: 3, saveSteps: 1, optimizer: 'sgd', lr: 3e38,
+        lrScheduler: 'constant', maxGradNorm: 0, queryMaxLen: 16, passageMaxLen: 16,
+      }));
+    } catch (e) {
+      err = e;
+    }
+    expect(err).to.be.instanceOf(UserError);
+    expect((err as Error).message).to.match(/^weight layers\.\d+\.\S+\.lora_B\.weight\[\d+\] is -?Infinity after step 1; stopped, no checkpoint was written$/);
+    expect(listCheckpoints(out)).to.deep.equal([]);
+    expect(fs.readdirSync(out).filter((f) => f !== 'train_log.jsonl')).to.deep.equal([]);
   });
 });
