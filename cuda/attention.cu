@@ -11,6 +11,9 @@
 // dims lane, lane+32, ... (NPER = ceil(D/32) of them). Shared tiles read along d are padded
 // to D+1 floats per row so that 32 lanes reading 32 different rows hit 32 different banks.
 #include "ops.cuh"
+#ifdef __CUDACC__
+#include <mma.h>
+#endif
 
 namespace lmdr::cuda {
 
@@ -117,6 +120,136 @@ attention_forward_kernel(T* out, float* lse, const T* q, const T* k, const T* v,
       if (d < D) out[row * D + d] = from_f<T>(acc[r][i] * inv);
     }
     if (lane == 0) lse[row] = l[r] > 0.f ? (m[r] + log2f(l[r])) * kLn2 : -INFINITY;
+  }
+}
+
+// Tensor-core forward for bf16 and head dims that are multiples of 16 (<= 128): WMMA
+// 16x16x16 tiles for S = Q K^T and O += P V, the online softmax in fp32 between them through
+// shared memory (S, P and the running O live there, so no fragment-layout assumptions).
+// grid (ceil(max_len/64), Hq, B), block 128: warp w owns query rows 16w .. 16w+15 of the tile.
+namespace tc {
+constexpr int kWarps = 4, kRows = 64, kKeys = 64;
+constexpr size_t smem_bytes(int D) {
+  return size_t(3 * kRows * D) * 2            // Q, K, V tiles (bf16)
+         + size_t(kWarps * 16 * kKeys) * 4    // S per warp (fp32)
+         + size_t(kWarps * 16 * kKeys) * 2    // P per warp (bf16)
+         + size_t(kWarps * 16 * D) * 4        // running O per warp (fp32)
+         + size_t(2 * kRows) * 4;             // running max and sum per row
+}
+}  // namespace tc
+
+template <int D>
+__global__ void __launch_bounds__(tc::kWarps * 32)
+attention_forward_tc_kernel(__nv_bfloat16* out, float* lse, const __nv_bfloat16* q, const __nv_bfloat16* k,
+                            const __nv_bfloat16* v, const int32_t* cu_seqlens, int Hq, int Hkv, bool causal,
+                            float scale_log2) {
+  namespace wmma = nvcuda::wmma;
+  using bf16 = __nv_bfloat16;
+  const int b = blockIdx.z, h = blockIdx.y, hk = h / (Hq / Hkv);
+  const int start = cu_seqlens[b], L = cu_seqlens[b + 1] - start;
+  const int q0 = blockIdx.x * tc::kRows;
+  if (q0 >= L) return;
+  extern __shared__ unsigned char smem_raw[];
+  bf16* sQ = reinterpret_cast<bf16*>(smem_raw);          // [64][D]
+  bf16* sK = sQ + tc::kRows * D;                          // [64][D]
+  bf16* sV = sK + tc::kKeys * D;                          // [64][D]
+  float* sS = reinterpret_cast<float*>(sV + tc::kKeys * D);  // [4][16][64]
+  bf16* sP = reinterpret_cast<bf16*>(sS + tc::kWarps * 16 * tc::kKeys);  // [4][16][64]
+  float* sO = reinterpret_cast<float*>(sP + tc::kWarps * 16 * tc::kKeys);  // [4][16][D]
+  float* sM = sO + tc::kWarps * 16 * D;                   // [64] running max (log2 units)
+  float* sL = sM + tc::kRows;                             // [64] running sum
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  constexpr int kVec = 8;  // bf16 per 16-byte load
+  // Q tile (rows past the sequence are zero), O = 0, statistics
+  for (int idx = threadIdx.x; idx < tc::kRows * (D / kVec); idx += blockDim.x) {
+    int r = idx / (D / kVec), c = (idx - r * (D / kVec)) * kVec, qi = q0 + r;
+    uint4 val = make_uint4(0, 0, 0, 0);
+    if (qi < L) val = *reinterpret_cast<const uint4*>(q + (int64_t(start + qi) * Hq + h) * D + c);
+    *reinterpret_cast<uint4*>(sQ + r * D + c) = val;
+  }
+  for (int idx = threadIdx.x; idx < tc::kWarps * 16 * D; idx += blockDim.x) sO[idx] = 0.f;
+  for (int idx = threadIdx.x; idx < tc::kRows; idx += blockDim.x) sM[idx] = -INFINITY, sL[idx] = 0.f;
+  float* S = sS + warp * 16 * tc::kKeys;
+  bf16* P = sP + warp * 16 * tc::kKeys;
+  float* O = sO + warp * 16 * D;
+  const int kv_end = causal ? min(q0 + tc::kRows, L) : L;
+  for (int k0 = 0; k0 < kv_end; k0 += tc::kKeys) {
+    __syncthreads();  // previous K/V consumed; Q, O, statistics ready on the first pass
+    for (int idx = threadIdx.x; idx < tc::kKeys * (D / kVec); idx += blockDim.x) {
+      int j = idx / (D / kVec), c = (idx - j * (D / kVec)) * kVec, kj = k0 + j;
+      uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
+      if (kj < L) {
+        int64_t src = (int64_t(start + kj) * Hkv + hk) * D + c;
+        kv = *reinterpret_cast<const uint4*>(k + src);
+        vv = *reinterpret_cast<const uint4*>(v + src);
+      }
+      *reinterpret_cast<uint4*>(sK + j * D + c) = kv;
+      *reinterpret_cast<uint4*>(sV + j * D + c) = vv;
+    }
+    __syncthreads();
+    // S[16][64] = Q_w K^T (K stored [key][d] row-major is K^T column-major)
+    for (int nb = 0; nb < tc::kKeys / 16; nb++) {
+      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+      wmma::fill_fragment(acc, 0.f);
+      for (int kb = 0; kb < D / 16; kb++) {
+        wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> a;
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major> bm;
+        wmma::load_matrix_sync(a, sQ + warp * 16 * D + kb * 16, D);
+        wmma::load_matrix_sync(bm, sK + nb * 16 * D + kb * 16, D);
+        wmma::mma_sync(acc, a, bm, acc);
+      }
+      wmma::store_matrix_sync(S + nb * 16, acc, tc::kKeys, wmma::mem_row_major);
+    }
+    __syncwarp();
+    // online softmax per row: lane owns key columns lane and lane + 32
+    for (int r = 0; r < 16; r++) {
+      const int row = warp * 16 + r, qi = q0 + row;
+      float s2[2], p2[2];
+      for (int c = 0; c < 2; c++) {
+        int kj = k0 + lane + 32 * c;
+        bool valid = qi < L && kj < L && (!causal || kj <= qi);
+        s2[c] = valid ? S[r * tc::kKeys + lane + 32 * c] * scale_log2 : -INFINITY;
+      }
+      const float m_old = sM[row], l_old = sL[row];
+      const float m_new = fmaxf(m_old, warp_max(fmaxf(s2[0], s2[1])));
+      float corr = 1.f;
+      if (m_new == -INFINITY) p2[0] = p2[1] = 0.f;  // nothing visible yet
+      else {
+        p2[0] = exp2f(s2[0] - m_new);
+        p2[1] = exp2f(s2[1] - m_new);
+        corr = exp2f(m_old - m_new);
+      }
+      const float l_new = l_old * corr + warp_sum(p2[0] + p2[1]);
+      P[r * tc::kKeys + lane] = __float2bfloat16(p2[0]);
+      P[r * tc::kKeys + lane + 32] = __float2bfloat16(p2[1]);
+      for (int d = lane; d < D; d += 32) O[r * D + d] *= corr;
+      __syncwarp();  // every lane has read sM/sL[row] before lane 0 moves them on
+      if (lane == 0) sM[row] = m_new, sL[row] = l_new;
+    }
+    __syncwarp();
+    // O[16][D] += P[16][64] V[64][D]
+    for (int db = 0; db < D / 16; db++) {
+      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+      wmma::load_matrix_sync(acc, O + db * 16, D, wmma::mem_row_major);
+      for (int kb = 0; kb < tc::kKeys / 16; kb++) {
+        wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> a;
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> bm;
+        wmma::load_matrix_sync(a, P + kb * 16, tc::kKeys);
+        wmma::load_matrix_sync(bm, sV + kb * 16 * D + db * 16, D);
+        wmma::mma_sync(acc, a, bm, acc);
+      }
+      wmma::store_matrix_sync(O + db * 16, acc, D, wmma::mem_row_major);
+    }
+    __syncwarp();
+  }
+  for (int r = 0; r < 16; r++) {
+    const int row = warp * 16 + r, qi = q0 + row;
+    if (qi >= L) continue;
+    const float l = sL[row];
+    const float inv = l > 0.f ? 1.f / l : 0.f;
+    const int64_t dst = int64_t(start + qi) * Hq + h;
+    for (int d = lane; d < D; d += 32) out[dst * D + d] = __float2bfloat16(O[r * D + d] * inv);
+    if (lane == 0) lse[dst] = l > 0.f ? (sM[row] + log2f(l)) * kLn2 : -INFINITY;
   }
 }
 
@@ -427,10 +560,43 @@ void backward_impl(void* dq, void* dk, void* dv, float* delta, const void* dout,
 
 bool attention_supports_head_dim(int64_t D) { return D >= 2 && D <= 256 && D % 2 == 0; }
 
+template <int D>
+void forward_tc(void* out, float* lse, const void* q, const void* k, const void* v, const int32_t* cu, int64_t B,
+                int64_t max_len, int64_t Hq, int64_t Hkv, bool causal, float scale, cudaStream_t s) {
+  dim3 grid(unsigned(ceil_div(max_len, tc::kRows)), unsigned(Hq), unsigned(B));
+  size_t smem = tc::smem_bytes(D);
+  auto kernel = attention_forward_tc_kernel<D>;
+  set_smem(kernel, smem);
+  kernel<<<grid, tc::kWarps * 32, smem, s>>>(static_cast<__nv_bfloat16*>(out), lse,
+                                             static_cast<const __nv_bfloat16*>(q),
+                                             static_cast<const __nv_bfloat16*>(k),
+                                             static_cast<const __nv_bfloat16*>(v), cu, int(Hq), int(Hkv), causal,
+                                             scale * kLog2e);
+  LMDR_LAUNCH_CHECK("attention_forward_tc_kernel");
+}
+
+static bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
 void attention_forward(void* out, float* lse, const void* q, const void* k, const void* v, DType t,
                        const int32_t* cu_seqlens, int64_t B, int64_t max_len, int64_t tokens, int64_t Hq,
                        int64_t Hkv, int64_t D, bool causal, float scale, cudaStream_t s) {
   if (B <= 0 || max_len <= 0 || tokens <= 0) return;
+  // tensor cores for bf16 with 16-byte aligned rows; LMDR_ATTENTION_SIMT=1 forces the SIMT kernel
+  static const bool simt_only = [] {
+    const char* e = std::getenv("LMDR_ATTENTION_SIMT");
+    return e && *e && *e != '0';
+  }();
+  if (t == DType::BF16 && !simt_only && aligned16(q) && aligned16(k) && aligned16(v)) {
+    switch (D) {
+      case 16: return forward_tc<16>(out, lse, q, k, v, cu_seqlens, B, max_len, Hq, Hkv, causal, scale, s);
+      case 32: return forward_tc<32>(out, lse, q, k, v, cu_seqlens, B, max_len, Hq, Hkv, causal, scale, s);
+      case 64: return forward_tc<64>(out, lse, q, k, v, cu_seqlens, B, max_len, Hq, Hkv, causal, scale, s);
+      case 80: return forward_tc<80>(out, lse, q, k, v, cu_seqlens, B, max_len, Hq, Hkv, causal, scale, s);
+      case 96: return forward_tc<96>(out, lse, q, k, v, cu_seqlens, B, max_len, Hq, Hkv, causal, scale, s);
+      case 128: return forward_tc<128>(out, lse, q, k, v, cu_seqlens, B, max_len, Hq, Hkv, causal, scale, s);
+      default: break;
+    }
+  }
   LMDR_ATTN_DISPATCH(t, D, (forward_impl<T, NPER>(out, lse, q, k, v, cu_seqlens, B, max_len, Hq, Hkv, D, causal,
                                                   scale, s)));
 }

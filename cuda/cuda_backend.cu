@@ -138,6 +138,10 @@ class CudaBackend final : public Backend {
     LMDR_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
 
+  // layer ranges from the core; ops open their own (Scope)
+  void range_push(const char* name) override { nvtxRangePushA(name); }
+  void range_pop() override { nvtxRangePop(); }
+
   // ---- linear algebra ----
   void matmul(Tensor& C, const Tensor& A, const Tensor& B, bool trans_a, bool trans_b, float alpha,
               float beta) override {

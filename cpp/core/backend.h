@@ -56,6 +56,10 @@ class Backend {
   // F64; backends may override. Used where param_dtype != act_dtype (master weights, grads).
   virtual void convert(Tensor& dst, const Tensor& src);
   virtual void synchronize() {}
+  // Profiler ranges (NVTX on CUDA, so `nsys profile` shows each layer; no-ops elsewhere).
+  // Pair them with BackendRange below.
+  virtual void range_push(const char* name) { (void)name; }
+  virtual void range_pop() {}
 
   // ---- linear algebra ----
   // C[M,N] = alpha * op(A) @ op(B) + beta * C; op(X) = X^T when trans_X.
@@ -162,6 +166,15 @@ class Backend {
   // sorted by score descending, ties by smaller id first.
   virtual void topk_merge(float* best_scores, int64_t* best_ids, int64_t k, const Tensor& queries,
                           const Tensor& corpus, int64_t base_id) = 0;
+};
+
+// Scoped profiler range: `BackendRange r(be, "layer 3");` (name must outlive the scope).
+struct BackendRange {
+  Backend& be;
+  BackendRange(Backend& b, const char* name) : be(b) { be.range_push(name); }
+  ~BackendRange() { be.range_pop(); }
+  BackendRange(const BackendRange&) = delete;
+  BackendRange& operator=(const BackendRange&) = delete;
 };
 
 // Backends available in this build. "cpu" (F32), "cpu-f64" (F64: gradient checks), "cuda:N".

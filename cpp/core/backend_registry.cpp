@@ -27,7 +27,7 @@ Backend* get_backend(const std::string& device_in) {
       if (*end) throw Error("unknown device '" + device + "' (expected cpu, cuda or cuda:N)");
     }
     CudaInfo info = cuda_info();
-    if (!info.compiled) throw Error("--device " + device + ": this lmdr build has no CUDA backend (built without nvcc)");
+    if (!info.compiled) throw Error("--device " + device + ": " + info.error);
     if (info.device_count == 0) throw Error("--device " + device + ": no CUDA device available (" + info.error + ")");
     if (index < 0 || index >= info.device_count)
       throw Error("--device " + device + ": only " + std::to_string(info.device_count) + " CUDA device(s) visible");
@@ -42,7 +42,7 @@ Backend* get_backend(const std::string& device_in) {
 CudaInfo cuda_info() {
   CudaInfo info;
   info.compiled = false;
-  info.error = "built without the CUDA backend (nvcc was not found at build time)";
+  info.error = "this build has no CUDA backend (built without nvcc, with LMDR_NO_CUDA=ON, or by the CPU-only node-gyp fallback)";
   return info;
 }
 #endif

@@ -127,6 +127,9 @@ describe('cli: lmdr encode', () => {
     ['a bad --pooling', (w) => ({ model: goodModel(w), input: idsInput(w), extra: ['--pooling', 'max'] }), /--pooling must be eos, cls or mean, got "max"/],
     ['a bad --max-length', (w) => ({ model: goodModel(w), input: idsInput(w), extra: ['--max-length', '0'] }), /--max-length expects a positive integer, got "0"/],
     ['a bad --device', (w) => ({ model: goodModel(w), input: idsInput(w), extra: ['--device', 'tpu'] }), /unknown device "tpu"/],
+    // no build has 100 GPUs: the message says why (no CUDA backend, no device, or how many are visible)
+    ['an unusable --device cuda:99', (w) => ({ model: goodModel(w), input: idsInput(w), extra: ['--device', 'cuda:99'] }),
+      /--device cuda:99: (this build has no CUDA backend|no CUDA device available|only \d+ CUDA device)/],
     ['a missing input file', (w) => ({ model: goodModel(w), input: path.join(w, 'nope.jsonl') }), /nope\.jsonl: file not found/],
   ];
 

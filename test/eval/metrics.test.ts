@@ -135,9 +135,12 @@ describe('metrics: hand-computed trec_eval cases', () => {
     for (const v of Object.values(m)) expect(v).to.equal(0);
   });
 
-  it('no overlap between run and qrels is an error naming both sides', () => {
+  it('no overlap between run and qrels is an error naming both sides; so is an empty run', () => {
     expect(() => evaluateRun(qrelsOf({ a: { x: 1 } }), runOf({ b: { x: 1 } }), parseMeasures('mrr@10')))
       .to.throw(UserError, /no query of the run.*"b".*"a"/);
+    // trec_eval: "No queries with both results and relevance info"; -c does not rescue it either
+    expect(() => evaluateRun(qrelsOf({ a: { x: 1 } }), new Map(), parseMeasures('mrr@10'), { allQueries: true }))
+      .to.throw(UserError, /no query of the run \(0 queries/);
   });
 
   it('parses measure lists and rejects unknown ones', () => {

@@ -103,8 +103,12 @@ describeGpu('CUDA ops vs the CPU (float64) backend', function () {
     }
   });
 
+  // bf16 forward: tensor-core kernel for D % 16 == 0 (<= 128), SIMT kernel otherwise (D 8, 40);
+  // the backward is SIMT for all
   const attnCases = [
     { D: 16, Hq: 4, Hkv: 2, lengths: [37, 5, 70] },
+    { D: 8, Hq: 2, Hkv: 1, lengths: [3, 45] },
+    { D: 40, Hq: 2, Hkv: 2, lengths: [66, 1] },
     { D: 64, Hq: 4, Hkv: 1, lengths: [1, 33, 64] },
     { D: 80, Hq: 2, Hkv: 2, lengths: [40, 9] },
     { D: 96, Hq: 3, Hkv: 1, lengths: [31, 32, 50] },

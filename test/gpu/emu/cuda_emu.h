@@ -16,6 +16,8 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <stdexcept>
+#include <type_traits>
 
 // Device-code keywords become plain C++: shared variables are statics (one block runs at a time).
 #undef __global__
@@ -49,6 +51,7 @@ unsigned char* dyn_smem();
 void sync_block();
 uint64_t shfl_bits(uint64_t bits, int src_lane);  // exchange within the warp; returns src's bits
 int lane();
+void sync_warp();  // __syncwarp: all live lanes of the warp meet
 
 template <typename T>
 T shfl(T v, int src) {
@@ -99,3 +102,77 @@ template <typename T>
 cudaError_t cudaFuncSetAttribute(T* entry, cudaFuncAttribute attr, int value) {
   return cudaFuncSetAttribute(reinterpret_cast<const void*>(entry), attr, value);
 }
+
+inline void __syncwarp(unsigned = 0xffffffffu) { emu::sync_warp(); }
+inline float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
+inline float to_float(__half x) { return __half2float(x); }
+
+// nvcuda::wmma for 16x16x16 tiles. Every lane holds the whole tile (the hardware spreads it
+// over the warp in an unspecified layout), which gives the same results for kernels that only
+// move fragments through load/store/mma/fill; it also checks the alignment rules (256-bit
+// pointers, ldm a multiple of 16 bytes) that the hardware would otherwise punish.
+namespace nvcuda::wmma {
+struct matrix_a {};
+struct matrix_b {};
+struct accumulator {};
+struct row_major {};
+struct col_major {};
+enum layout_t { mem_row_major, mem_col_major };
+
+template <typename Use, int M, int N, int K, typename T, typename Layout = void>
+struct fragment {
+  static_assert(M == 16 && N == 16 && K == 16, "the emulator knows 16x16x16 tiles only");
+  float v[16][16];
+  static constexpr int num_elements = 256;
+};
+
+inline void check_ptr(const void* p, unsigned ldm, size_t elem) {
+  if (reinterpret_cast<uintptr_t>(p) % 32 != 0) throw std::runtime_error("wmma: pointer not 256-bit aligned");
+  if ((ldm * elem) % 16 != 0) throw std::runtime_error("wmma: ldm not a multiple of 16 bytes");
+}
+
+template <typename Use, typename T, typename Layout>
+void fill_fragment(fragment<Use, 16, 16, 16, T, Layout>& f, float x) {
+  for (auto& row : f.v)
+    for (float& e : row) e = x;
+}
+
+template <typename Use, typename T, typename Layout>
+void load_matrix_sync(fragment<Use, 16, 16, 16, T, Layout>& f, const T* p, unsigned ldm) {
+  check_ptr(p, ldm, sizeof(T));
+  constexpr bool row = std::is_same<Layout, row_major>::value;
+  for (int i = 0; i < 16; i++)
+    for (int j = 0; j < 16; j++) f.v[i][j] = to_float(row ? p[i * ldm + j] : p[i + j * ldm]);
+  emu::sync_warp();
+}
+
+inline void load_matrix_sync(fragment<accumulator, 16, 16, 16, float>& f, const float* p, unsigned ldm, layout_t l) {
+  check_ptr(p, ldm, 4);
+  for (int i = 0; i < 16; i++)
+    for (int j = 0; j < 16; j++) f.v[i][j] = l == mem_row_major ? p[i * ldm + j] : p[i + j * ldm];
+  emu::sync_warp();
+}
+
+inline void store_matrix_sync(float* p, const fragment<accumulator, 16, 16, 16, float>& f, unsigned ldm, layout_t l) {
+  check_ptr(p, ldm, 4);
+  emu::sync_warp();
+  for (int i = 0; i < 16; i++)
+    for (int j = 0; j < 16; j++) (l == mem_row_major ? p[i * ldm + j] : p[i + j * ldm]) = f.v[i][j];
+  emu::sync_warp();
+}
+
+// d = a b + c; a is row i, col k; b is row k, col j (whatever the memory layouts were)
+template <typename T, typename LA, typename LB>
+void mma_sync(fragment<accumulator, 16, 16, 16, float>& d, const fragment<matrix_a, 16, 16, 16, T, LA>& a,
+              const fragment<matrix_b, 16, 16, 16, T, LB>& b, const fragment<accumulator, 16, 16, 16, float>& c) {
+  float r[16][16];
+  for (int i = 0; i < 16; i++)
+    for (int j = 0; j < 16; j++) {
+      float s = c.v[i][j];
+      for (int k = 0; k < 16; k++) s += a.v[i][k] * b.v[k][j];
+      r[i][j] = s;
+    }
+  std::memcpy(d.v, r, sizeof(r));
+  emu::sync_warp();
+}
+}  // namespace nvcuda::wmma

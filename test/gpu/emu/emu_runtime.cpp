@@ -115,9 +115,13 @@ void run_block(const std::function<void()>& body) {
 
 }  // namespace
 
-unsigned char* dyn_smem() { return smem_buf.data(); }
+unsigned char* dyn_smem() {  // 256-byte aligned, like the start of a block's shared window
+  uintptr_t p = reinterpret_cast<uintptr_t>(smem_buf.data());
+  return smem_buf.data() + ((256 - p % 256) % 256);
+}
 int lane() { return running->linear & 31; }
 void sync_block() { wait(St::BlockWait); }
+void sync_warp() { wait(St::WarpWait); }
 
 uint64_t shfl_bits(uint64_t bits, int src) {
   Fiber* f = running;
@@ -136,7 +140,7 @@ void launch_impl(dim3 grid, dim3 block, size_t smem, const std::function<void()>
   if (grid.y > 65535 || grid.z > 65535 || grid.x == 0 || grid.y == 0 || grid.z == 0)
     throw std::runtime_error("emulated GPU: bad grid");
   if (smem > 227 * 1024) throw std::runtime_error("emulated GPU: " + std::to_string(smem) + " bytes of dynamic shared memory");
-  smem_buf.assign(smem + 16, 0xCD);  // garbage, like real shared memory
+  smem_buf.assign(smem + 256, 0xCD);  // garbage, like real shared memory
   grid_dim = grid;
   block_dim = block;
   for (unsigned z = 0; z < grid.z; z++)
