@@ -120,6 +120,7 @@ Tensor Model::run_layers(const Batch& b, Saved* keep) {
     keep->layer_acts.resize(size_t(config_.layers));
   }
   for (int i = 0; i < int(config_.layers); i++) {
+    BackendRange range(*be_, "layer forward");  // one NVTX range per layer in nsys
     Tensor out = be_->empty({b.tokens, H});
     auto acts = layer_forward(i, out, h, b, keep && !recompute_);
     if (keep) {
@@ -212,6 +213,7 @@ void Model::backward(const std::vector<float>& d_pooled) {
   head_backward(dh, dh_final, s->layer_inputs[config_.layers], s->head.get());
   dh_final = Tensor();
   for (int i = int(config_.layers) - 1; i >= 0; i--) {
+    BackendRange range(*be_, "layer backward");
     const Tensor& x = s->layer_inputs[i];
     std::unique_ptr<Activations> acts = std::move(s->layer_acts[i]);
     if (!acts) {  // recompute: the same forward again, this time keeping its activations
