@@ -10,6 +10,8 @@ import { applyAdapter } from './adapters/peft.ts';
 import { engineBackbone } from './train/backbone.ts';
 import type { TrainOptions } from './train/options.ts';
 import { train, type TrainSummary } from './train/trainer.ts';
+import type { EvaluateRetrievalOptions, RetrievalEvaluation } from './eval/evaluate.ts';
+import type { SearchResult, VectorIndex } from './search/index.ts';
 
 export type EncodeInput = string | { text: string } | { input_ids: number[] };
 
@@ -167,6 +169,20 @@ export class Engine {
   /** Contrastive training of this engine's model (LoRA, or full with options.full); see TrainOptions. */
   async train(options: TrainOptions): Promise<TrainSummary> {
     return train(engineBackbone(this), options);
+  }
+
+  /** Encode queries (same options as encode) and return their top-k rows of `index` (an index of passage embeddings). */
+  async search(queries: EncodeInput[], index: VectorIndex, opts: EncodeOptions & { k?: number } = {}): Promise<SearchResult> {
+    const { k = 10, ...encodeOptions } = opts;
+    const embedded = await this.encode(queries, encodeOptions);
+    return index.search(embedded.data, k);
+  }
+
+  /** Full-corpus retrieval evaluation on a BEIR or MS MARCO folder (what `lmdr eval` runs). */
+  async evaluate(options: EvaluateRetrievalOptions): Promise<RetrievalEvaluation> {
+    // Imported on use: the evaluation module imports Engine itself.
+    const { evaluateRetrieval } = await import('./eval/evaluate.ts');
+    return evaluateRetrieval(this, options);
   }
 
   dispose(): void {

@@ -9,6 +9,8 @@ import { writeSafetensors, type TensorToWrite } from '../model/safetensors.ts';
 import { rng } from '../train/random.ts';
 
 export interface DemoModelOptions {
+  /** bert: bidirectional encoder ([CLS] text [SEP]); llama: causal decoder (text </s>); bert */
+  arch?: DemoArch;
   hidden?: number; // 64
   layers?: number; // 2
   heads?: number; // 4
@@ -23,8 +25,15 @@ export interface DemoModelOptions {
   seed?: number; // 42
 }
 
+export type DemoArch = 'bert' | 'llama';
+export const DEMO_ARCHS: readonly DemoArch[] = ['bert', 'llama'];
+
 export const UNK = '[UNK]';
 export const EOS = '</s>';
+const PAD = '[PAD]';
+const CLS = '[CLS]';
+const SEP = '[SEP]';
+const MASK = '[MASK]';
 
 // Lowercase, then words (letters/digits) and single punctuation marks: what the tokenizer's
 // Lowercase normalizer + BertPreTokenizer produce for ordinary text.
@@ -34,7 +43,7 @@ export function pretokenize(text: string): string[] {
 }
 
 /** Vocabulary in id order: special tokens, frequent words, then every character alone and as "##c". */
-export function buildVocab(texts: Iterable<string>, maxWords: number, minCount: number): string[] {
+export function buildVocab(texts: Iterable<string>, maxWords: number, minCount: number, specials: string[] = [UNK, EOS]): string[] {
   const counts = new Map<string, number>();
   const chars = new Set<string>();
   for (const text of texts) {
@@ -49,37 +58,49 @@ export function buildVocab(texts: Iterable<string>, maxWords: number, minCount: 
     .slice(0, maxWords)
     .map(([w]) => w);
   const single = [...chars].sort();
-  return [UNK, EOS, ...single, ...words, ...single.map((c) => `##${c}`)];
+  return [...specials, ...single, ...words, ...single.map((c) => `##${c}`)];
 }
 
-function tokenizerJson(vocab: string[]): Record<string, unknown> {
+function tokenizerJson(vocab: string[], arch: DemoArch): Record<string, unknown> {
   const special = (content: string) => ({ id: vocab.indexOf(content), content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+  const token = (id: string, typeId: number) => ({ SpecialToken: { id, type_id: typeId } });
+  const seq = (id: string, typeId: number) => ({ Sequence: { id, type_id: typeId } });
   return {
     version: '1.0',
     truncation: null,
     padding: null,
-    added_tokens: [special(UNK), special(EOS)],
+    added_tokens: (arch === 'bert' ? [PAD, UNK, CLS, SEP, MASK] : [UNK, EOS]).map(special),
     normalizer: { type: 'Lowercase' },
     pre_tokenizer: { type: 'BertPreTokenizer' },
-    post_processor: null, // no BOS; lmdr appends EOS for eos pooling
+    // bert: [CLS] text [SEP], like BERT checkpoints; llama: no BOS, lmdr appends EOS for eos pooling
+    post_processor: arch === 'bert'
+      ? {
+        type: 'TemplateProcessing',
+        single: [token(CLS, 0), seq('A', 0), token(SEP, 0)],
+        pair: [token(CLS, 0), seq('A', 0), token(SEP, 0), seq('B', 1), token(SEP, 1)],
+        special_tokens: Object.fromEntries([CLS, SEP].map((t) => [t, { id: t, ids: [vocab.indexOf(t)], tokens: [t] }])),
+      }
+      : null,
     decoder: { type: 'WordPiece', prefix: '##', cleanup: true },
     model: { type: 'WordPiece', unk_token: UNK, continuing_subword_prefix: '##', max_input_chars_per_word: 100, vocab: Object.fromEntries(vocab.map((t, i) => [t, i])) },
   };
 }
 
 /** Write a randomly initialised demo model dir (config.json, model.safetensors, tokenizer files). */
-export function writeDemoModel(dir: string, texts: Iterable<string>, options: DemoModelOptions = {}): { vocabSize: number; parameters: number } {
+export function writeDemoModel(dir: string, texts: Iterable<string>, options: DemoModelOptions = {}): { arch: DemoArch; vocabSize: number; parameters: number } {
+  const arch = options.arch ?? 'bert';
+  if (!DEMO_ARCHS.includes(arch)) throw new UserError(`demo model: unknown architecture "${arch}" (expected ${DEMO_ARCHS.join(' or ')})`);
   const hidden = options.hidden ?? 64;
   const layers = options.layers ?? 2;
   const heads = options.heads ?? 4;
-  const kvHeads = options.kvHeads ?? 2;
+  const kvHeads = arch === 'bert' ? heads : (options.kvHeads ?? 2);
   const intermediate = options.intermediate ?? 4 * hidden;
   const gain = options.initGain ?? 1;
-  if (hidden % heads !== 0 || heads % kvHeads !== 0 || (hidden / heads) % 2 !== 0) {
-    throw new UserError(`demo model: hidden ${hidden}, heads ${heads}, kv heads ${kvHeads} do not fit (hidden/heads must be even, heads a multiple of kv heads)`);
+  if (hidden % heads !== 0 || heads % kvHeads !== 0 || (arch === 'llama' && (hidden / heads) % 2 !== 0)) {
+    throw new UserError(`demo model: hidden ${hidden}, heads ${heads}, kv heads ${kvHeads} do not fit (hidden must be a multiple of heads${arch === 'llama' ? ', hidden/heads even, heads a multiple of kv heads' : ''})`);
   }
   const headDim = hidden / heads;
-  const vocab = buildVocab(texts, options.maxWords ?? 6000, options.minCount ?? 2);
+  const vocab = buildVocab(texts, options.maxWords ?? 6000, options.minCount ?? 2, arch === 'bert' ? [PAD, UNK, CLS, SEP, MASK] : [UNK, EOS]);
 
   // Box-Muller normals from the seeded uniform stream.
   const uniform = rng(options.seed ?? 42);
@@ -91,42 +112,83 @@ export function writeDemoModel(dir: string, texts: Iterable<string>, options: De
     tensors.push({ name, dtype: 'F32', shape, data });
   };
   // Unit-scale values (not HF's 0.02) and near-zero queries/keys: attention starts uniform, so
-  // the EOS state is the mean of the (randomly projected) tokens before it: the untrained
+  // a token's state starts as the mean of the (randomly projected) tokens it sees: the untrained
   // model is a random bag-of-words retriever that training sharpens, rather than a constant
   // vector that takes many steps to break.
   const linear = (fanIn: number, scale = gain) => () => (scale / Math.sqrt(fanIn)) * normal();
   const one = () => 1;
+  const zero = () => 0;
   const embedStd = options.embedStd ?? 0.02;
-  add('model.embed_tokens.weight', [vocab.length, hidden], () => embedStd * normal());
-  for (let l = 0; l < layers; l++) {
-    const p = `model.layers.${l}`;
-    add(`${p}.input_layernorm.weight`, [hidden], one);
-    add(`${p}.self_attn.q_proj.weight`, [heads * headDim, hidden], linear(hidden, 0.1 * gain));
-    add(`${p}.self_attn.k_proj.weight`, [kvHeads * headDim, hidden], linear(hidden, 0.1 * gain));
-    add(`${p}.self_attn.v_proj.weight`, [kvHeads * headDim, hidden], linear(hidden));
-    add(`${p}.self_attn.o_proj.weight`, [hidden, heads * headDim], linear(heads * headDim));
-    add(`${p}.post_attention_layernorm.weight`, [hidden], one);
-    add(`${p}.mlp.gate_proj.weight`, [intermediate, hidden], linear(hidden));
-    add(`${p}.mlp.up_proj.weight`, [intermediate, hidden], linear(hidden));
-    add(`${p}.mlp.down_proj.weight`, [hidden, intermediate], linear(intermediate));
+  const maxPositions = 512;
+  if (arch === 'bert') {
+    add('embeddings.word_embeddings.weight', [vocab.length, hidden], () => embedStd * normal());
+    add('embeddings.position_embeddings.weight', [maxPositions, hidden], () => embedStd * normal());
+    add('embeddings.token_type_embeddings.weight', [2, hidden], () => embedStd * normal());
+    add('embeddings.LayerNorm.weight', [hidden], one);
+    add('embeddings.LayerNorm.bias', [hidden], zero);
+    for (let l = 0; l < layers; l++) {
+      const p = `encoder.layer.${l}`;
+      for (const [m, scale] of [['query', 0.1 * gain], ['key', 0.1 * gain], ['value', gain]] as const) {
+        add(`${p}.attention.self.${m}.weight`, [hidden, hidden], linear(hidden, scale));
+        add(`${p}.attention.self.${m}.bias`, [hidden], zero);
+      }
+      add(`${p}.attention.output.dense.weight`, [hidden, hidden], linear(hidden));
+      add(`${p}.attention.output.dense.bias`, [hidden], zero);
+      add(`${p}.attention.output.LayerNorm.weight`, [hidden], one);
+      add(`${p}.attention.output.LayerNorm.bias`, [hidden], zero);
+      add(`${p}.intermediate.dense.weight`, [intermediate, hidden], linear(hidden));
+      add(`${p}.intermediate.dense.bias`, [intermediate], zero);
+      add(`${p}.output.dense.weight`, [hidden, intermediate], linear(intermediate));
+      add(`${p}.output.dense.bias`, [hidden], zero);
+      add(`${p}.output.LayerNorm.weight`, [hidden], one);
+      add(`${p}.output.LayerNorm.bias`, [hidden], zero);
+    }
+  } else {
+    add('model.embed_tokens.weight', [vocab.length, hidden], () => embedStd * normal());
+    for (let l = 0; l < layers; l++) {
+      const p = `model.layers.${l}`;
+      add(`${p}.input_layernorm.weight`, [hidden], one);
+      add(`${p}.self_attn.q_proj.weight`, [heads * headDim, hidden], linear(hidden, 0.1 * gain));
+      add(`${p}.self_attn.k_proj.weight`, [kvHeads * headDim, hidden], linear(hidden, 0.1 * gain));
+      add(`${p}.self_attn.v_proj.weight`, [kvHeads * headDim, hidden], linear(hidden));
+      add(`${p}.self_attn.o_proj.weight`, [hidden, heads * headDim], linear(heads * headDim));
+      add(`${p}.post_attention_layernorm.weight`, [hidden], one);
+      add(`${p}.mlp.gate_proj.weight`, [intermediate, hidden], linear(hidden));
+      add(`${p}.mlp.up_proj.weight`, [intermediate, hidden], linear(hidden));
+      add(`${p}.mlp.down_proj.weight`, [hidden, intermediate], linear(intermediate));
+    }
+    add('model.norm.weight', [hidden], one);
   }
-  add('model.norm.weight', [hidden], one);
 
   fs.mkdirSync(dir, { recursive: true });
   const json = (file: string, value: unknown) => fs.writeFileSync(path.join(dir, file), JSON.stringify(value, null, 2) + '\n');
-  json('config.json', {
-    architectures: ['LlamaForCausalLM'], model_type: 'llama', attention_bias: false, attention_dropout: 0.0, mlp_bias: false,
-    hidden_act: 'silu', hidden_size: hidden, intermediate_size: intermediate, num_attention_heads: heads,
-    num_hidden_layers: layers, num_key_value_heads: kvHeads, head_dim: headDim, rms_norm_eps: 1e-5,
-    rope_theta: 10000.0, rope_scaling: null, max_position_embeddings: 2048, initializer_range: 0.02,
-    tie_word_embeddings: true, torch_dtype: 'float32', vocab_size: vocab.length,
-    bos_token_id: null, eos_token_id: vocab.indexOf(EOS), pad_token_id: vocab.indexOf(EOS),
-  });
-  json('tokenizer.json', tokenizerJson(vocab));
-  json('tokenizer_config.json', {
-    tokenizer_class: 'PreTrainedTokenizerFast', model_max_length: 2048, clean_up_tokenization_spaces: false,
-    eos_token: EOS, pad_token: EOS, unk_token: UNK, bos_token: null,
-  });
+  if (arch === 'bert') {
+    json('config.json', {
+      architectures: ['BertModel'], model_type: 'bert', attention_probs_dropout_prob: 0.0, hidden_dropout_prob: 0.0,
+      hidden_act: 'gelu', hidden_size: hidden, intermediate_size: intermediate, num_attention_heads: heads,
+      num_hidden_layers: layers, layer_norm_eps: 1e-12, max_position_embeddings: maxPositions,
+      position_embedding_type: 'absolute', type_vocab_size: 2, initializer_range: 0.02,
+      torch_dtype: 'float32', vocab_size: vocab.length, pad_token_id: vocab.indexOf(PAD),
+    });
+    json('tokenizer_config.json', {
+      tokenizer_class: 'BertTokenizerFast', model_max_length: maxPositions, clean_up_tokenization_spaces: false, do_lower_case: true,
+      cls_token: CLS, sep_token: SEP, pad_token: PAD, unk_token: UNK, mask_token: MASK,
+    });
+  } else {
+    json('config.json', {
+      architectures: ['LlamaForCausalLM'], model_type: 'llama', attention_bias: false, attention_dropout: 0.0, mlp_bias: false,
+      hidden_act: 'silu', hidden_size: hidden, intermediate_size: intermediate, num_attention_heads: heads,
+      num_hidden_layers: layers, num_key_value_heads: kvHeads, head_dim: headDim, rms_norm_eps: 1e-5,
+      rope_theta: 10000.0, rope_scaling: null, max_position_embeddings: 2048, initializer_range: 0.02,
+      tie_word_embeddings: true, torch_dtype: 'float32', vocab_size: vocab.length,
+      bos_token_id: null, eos_token_id: vocab.indexOf(EOS), pad_token_id: vocab.indexOf(EOS),
+    });
+    json('tokenizer_config.json', {
+      tokenizer_class: 'PreTrainedTokenizerFast', model_max_length: 2048, clean_up_tokenization_spaces: false,
+      eos_token: EOS, pad_token: EOS, unk_token: UNK, bos_token: null,
+    });
+  }
+  json('tokenizer.json', tokenizerJson(vocab, arch));
   writeSafetensors(path.join(dir, 'model.safetensors'), tensors);
-  return { vocabSize: vocab.length, parameters: tensors.reduce((n, t) => n + t.data.length, 0) };
+  return { arch, vocabSize: vocab.length, parameters: tensors.reduce((n, t) => n + t.data.length, 0) };
 }

@@ -14,6 +14,7 @@ import { Engine } from '../engine.ts';
 import { UserError } from '../errors.ts';
 import { evaluateRetrieval } from '../eval/evaluate.ts';
 import { writeFileAtomic } from '../formats/atomic-write.ts';
+import type { PoolingMode } from '../native.ts';
 import type { StepRecord } from '../train/log.ts';
 import { engineBackbone } from '../train/backbone.ts';
 import type { TrainOptions } from '../train/options.ts';
@@ -37,6 +38,8 @@ export interface DemoOptions {
   evalSteps?: number; // steps / 4
   queryMaxLen?: number; // 64
   passageMaxLen?: number; // 96
+  /** pooling for training and evaluation: mean for the generated model, else the model's default (eos decoders, cls BERT) */
+  pooling?: PoolingMode;
   device?: string;
   seed?: number; // 42
   dataset?: DatasetOptions;
@@ -107,10 +110,12 @@ export async function runDemo(o: DemoOptions, events: DemoEvents = {}): Promise<
     // The trainer evaluates at step 0, every evalSteps and at the end; with the demo's measures
     // (recall@100 included), reported as they come. Evaluations follow the step they belong to.
     let lastStep = 0;
+    const pooling = o.pooling ?? (generated ? 'mean' : engine.config.defaultPooling);
     const backbone: TrainBackbone = {
       ...engineBackbone(engine),
+      pooling,
       async evaluate(beir, split) {
-        const r = await evaluateRetrieval(engine, { beir, split, measures: DEMO_MEASURES, k: 100, queryMaxLen, passageMaxLen, device: engine.native.device });
+        const r = await evaluateRetrieval(engine, { beir, split, measures: DEMO_MEASURES, k: 100, queryMaxLen, passageMaxLen, pooling, device: engine.native.device });
         events.evaluated?.(lastStep, r.metrics);
         return r.metrics;
       },
