@@ -16,7 +16,7 @@ export function benchModel(tmp: string, quick: boolean): BenchModel {
   const texts = loadAddresses([2001, 2021]).flatMap((a) => passagesOf(a, 5).map((p) => p.sentences.join(' ')));
   const sizes = quick ? { hidden: 64, layers: 2, heads: 4, kvHeads: 2 } : { hidden: 256, layers: 4, heads: 8, kvHeads: 2 };
   let vocab: number;
-  if (!fs.existsSync(path.join(dir, 'config.json'))) vocab = writeDemoModel(dir, texts, { ...sizes, seed: 7 }).vocabSize;
+  if (!fs.existsSync(path.join(dir, 'config.json'))) vocab = writeDemoModel(dir, texts, { ...sizes, arch: 'llama', seed: 7 }).vocabSize;
   else vocab = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')).vocab_size;
   return { dir, texts, shape: `llama-style, hidden ${sizes.hidden}, ${sizes.layers} layers, ${sizes.heads}/${sizes.kvHeads} heads, ffn ${4 * sizes.hidden}, vocab ${vocab}` };
 }

