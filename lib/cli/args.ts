@@ -14,7 +14,10 @@ export function parseFlags<T extends FlagTypes>(command: string, argv: string[],
   try {
     return parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values as FlagValues<T>;
   } catch (err) {
-    throw new UserError(`${(err as Error).message.split('\n')[0]} (see lmdr ${command} --help)`);
+    const first = (err as Error).message.split('\n')[0];
+    // parseArgs takes "-0.5" for a flag: say how to pass a negative value.
+    const hint = /ambiguous/.test(first) ? 'a value starting with "-" needs the form --flag=VALUE' : `see lmdr ${command} --help`;
+    throw new UserError(`${first} (${hint})`);
   }
 }
 

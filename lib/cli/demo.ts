@@ -1,6 +1,6 @@
 // lmdr demo: the whole pipeline on an embedded default, with a before/after table at the end.
 import path from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseFlags } from './args.ts';
 import { UserError } from '../errors.ts';
 import { DEMO_DEFAULTS, DEMO_MEASURES, runDemo, type DemoOptions, type DemoResult } from '../demo/run-demo.ts';
 import { DEMO_ARCHS, type DemoArch } from '../demo/demo-model.ts';
@@ -45,21 +45,10 @@ Runs the whole pipeline with nothing to download, in a few minutes on 2 CPU core
 const stringFlags = ['model', 'output', 'steps', 'batch-size', 'group-size', 'lr', 'temperature', 'eval-steps', 'max-train', 'max-test', 'years', 'arch', 'pooling', 'hidden', 'layers', 'seed', 'device'] as const;
 
 export function parseDemoFlags(argv: string[]): { options: DemoOptions; progress: boolean; help: boolean } {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    values = parseArgs({
-      args: argv,
-      options: Object.fromEntries([
-        ...stringFlags.map((f) => [f, { type: 'string' as const }]),
-        ['no-progress', { type: 'boolean' as const }],
-        ['help', { type: 'boolean' as const, short: 'h' }],
-      ]),
-      strict: true,
-      allowPositionals: false,
-    }).values as Record<string, string | boolean | undefined>;
-  } catch (err) {
-    throw new UserError(`${(err as Error).message.split('\n')[0]} (see lmdr demo --help)`);
-  }
+  const values = parseFlags('demo', argv, Object.fromEntries([
+    ...stringFlags.map((f) => [f, 'string' as const]),
+    ['no-progress', 'boolean' as const],
+  ])) as Record<string, string | boolean | undefined>;
   const num = (f: string, integer: boolean, min: number): number | undefined => {
     const v = values[f] as string | undefined;
     if (v === undefined) return undefined;

@@ -1,5 +1,5 @@
 // lmdr merge: fold a PEFT LoRA adapter into its base model and write a plain HF model dir.
-import { parseArgs } from 'node:util';
+import { parseFlags } from './args.ts';
 import { Engine } from '../engine.ts';
 import { UserError } from '../errors.ts';
 import { writeMergedModel } from '../merge.ts';
@@ -15,18 +15,8 @@ export async function run(argv: string[]): Promise<void> {
     process.stdout.write(HELP);
     return;
   }
-  let values: Record<string, string | undefined>;
-  try {
-    values = parseArgs({
-      args: argv,
-      options: { model: { type: 'string' }, adapter: { type: 'string' }, output: { type: 'string' }, device: { type: 'string' } },
-      strict: true,
-      allowPositionals: false,
-    }).values;
-  } catch (err) {
-    throw new UserError(`${(err as Error).message.split('\n')[0]} (see lmdr merge --help)`);
-  }
-  for (const flag of ['model', 'adapter', 'output']) {
+  const values = parseFlags('merge', argv, { model: 'string', adapter: 'string', output: 'string', device: 'string' });
+  for (const flag of ['model', 'adapter', 'output'] as const) {
     if (!values[flag]) throw new UserError(`--${flag} DIR is required`);
   }
   const engine = await Engine.load(values.model!, { device: values.device, adapter: values.adapter });

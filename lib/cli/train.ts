@@ -1,5 +1,5 @@
 // lmdr train: flags -> TrainOptions -> engine.train(), with a progress bar on stderr.
-import { parseArgs } from 'node:util';
+import { parseFlags } from './args.ts';
 import { Engine } from '../engine.ts';
 import { UserError } from '../errors.ts';
 import { ProgressBar } from './progress.ts';
@@ -53,25 +53,13 @@ const stringFlags = [
   'temperature', 'query-max-len', 'passage-max-len', 'query-instruction', 'passage-instruction', 'steps', 'epochs',
   'chunk-size', 'save-steps', 'eval-beir', 'eval-split', 'eval-steps', 'seed', 'device',
 ] as const;
-const booleanFlags = ['full', 'resume', 'recompute', 'no-progress', 'help'] as const;
+const booleanFlags = ['full', 'resume', 'recompute', 'no-progress'] as const;
 
 export function parseTrainFlags(argv: string[]): { model: string; options: TrainOptions; progress: boolean } {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    values = parseArgs({
-      args: argv,
-      options: Object.fromEntries([
-        ...stringFlags.map((f) => [f, { type: 'string' as const }]),
-        ...booleanFlags.map((f) => [f, { type: 'boolean' as const }]),
-      ]),
-      strict: true,
-      allowPositionals: false,
-    }).values as Record<string, string | boolean | undefined>;
-  } catch (err) {
-    const first = (err as Error).message.split('\n')[0];
-    // parseArgs takes "-0.5" for a flag: say how to pass a negative value.
-    throw new UserError(`${first} (${/ambiguous/.test(first) ? 'a value starting with "-" needs the form --flag=VALUE' : 'see lmdr train --help'})`);
-  }
+  const values = parseFlags('train', argv, Object.fromEntries([
+    ...stringFlags.map((f) => [f, 'string' as const]),
+    ...booleanFlags.map((f) => [f, 'boolean' as const]),
+  ])) as Record<string, string | boolean | undefined>;
   const str = (f: string) => values[f] as string | undefined;
   const num = (f: string): number | undefined => {
     const v = str(f);
