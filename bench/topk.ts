@@ -10,6 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { native } from '../lib/native.ts';
+import { normalRng } from '../lib/train/random.ts';
+import { bestOf } from './timing.ts';
 
 const { values } = parseArgs({
   options: {
@@ -21,18 +23,14 @@ const { values } = parseArgs({
 const N = Number(values.corpus), Q = Number(values.queries), H = Number(values.dim), K = Number(values.k);
 const repeats = Number(values.repeats);
 
-/** Seeded unit-norm gaussian rows (xorshift + Box-Muller): the same data on every run. */
+/** Seeded unit-norm gaussian rows: the same data on every run. */
 function unitRows(rows: number, seed: number): Float32Array {
-  let s = seed >>> 0 || 1;
-  const u = () => {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
-    return (s + 0.5) / 4294967296;
-  };
+  const normal = normalRng(seed);
   const out = new Float32Array(rows * H);
   for (let r = 0; r < rows; r++) {
     let norm = 0;
     for (let h = 0; h < H; h++) {
-      const v = Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u());
+      const v = normal();
       out[r * H + h] = v;
       norm += v * v;
     }
@@ -43,15 +41,8 @@ function unitRows(rows: number, seed: number): Float32Array {
 }
 
 async function best(label: string, fn: () => Promise<unknown> | unknown): Promise<number> {
-  let bestS = Infinity;
-  for (let i = 0; i < repeats; i++) {
-    const t = process.hrtime.bigint();
-    await fn();
-    const s = Number(process.hrtime.bigint() - t) / 1e9;
-    bestS = Math.min(bestS, s);
-    process.stderr.write(`${label}: run ${i + 1}/${repeats} ${s.toFixed(3)} s\n`);
-  }
-  return bestS;
+  const onRun = (run: number, s: number) => process.stderr.write(`${label}: run ${run}/${repeats} ${s.toFixed(3)} s\n`);
+  return (await bestOf(repeats, fn, { onRun })).seconds;
 }
 
 const corpus = unitRows(N, 1234);

@@ -38,15 +38,3 @@ export function appendResult(section: string, header: string, line: string): voi
 }
 
 export const today = () => new Date().toISOString().slice(0, 10);
-
-export async function bestOf<T>(repeats: number, fn: () => Promise<T>): Promise<{ seconds: number; result: T }> {
-  let best = Infinity;
-  let result!: T;
-  await fn(); // warm-up: allocator, cuBLASLt heuristics
-  for (let i = 0; i < repeats; i++) {
-    const t0 = process.hrtime.bigint();
-    result = await fn();
-    best = Math.min(best, Number(process.hrtime.bigint() - t0) / 1e9);
-  }
-  return { seconds: best, result };
-}

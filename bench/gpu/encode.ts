@@ -9,7 +9,8 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Engine } from '../../lib/engine.ts';
 import { uniformRng, randInt } from '../../test/helpers/rng.ts';
-import { appendResult, bestOf, requireGpu, today, torchBaseline } from './common.ts';
+import { appendResult, requireGpu, today, torchBaseline } from './common.ts';
+import { bestOf } from '../timing.ts';
 
 const { values } = parseArgs({
   options: {
@@ -32,7 +33,7 @@ const seqs = Array.from({ length: N }, () => {
   return s;
 });
 const engine = await Engine.load(model, { device: 'cuda:0' });
-const lmdr = await bestOf(repeats, () => engine.encodeIds(seqs, { pooling: 'eos', batchSize: batch, maxTokens: batch * L }));
+const lmdr = await bestOf(repeats, () => engine.encodeIds(seqs, { pooling: 'eos', batchSize: batch, maxTokens: batch * L }), { warmup: true });
 engine.dispose();
 const torch = torchBaseline(['encode', '--model', model, '--passages', String(N), '--length', String(L), '--batch', String(batch), '--repeats', String(repeats)]);
 const lmdrRate = N / lmdr.seconds, torchRate = Number(torch.passages_per_s);

@@ -5,8 +5,9 @@
 // Usage: npx tsx bench/gpu/topk.ts [--corpus 1000000] [--dim 896] [--queries 10000] [--k 1000]
 import { parseArgs } from 'node:util';
 import { native } from '../../lib/native.ts';
-import { normalRng } from '../../test/helpers/rng.ts';
-import { appendResult, bestOf, requireGpu, today, torchBaseline } from './common.ts';
+import { normalRng } from '../../lib/train/random.ts';
+import { appendResult, requireGpu, today, torchBaseline } from './common.ts';
+import { bestOf } from '../timing.ts';
 
 const { values } = parseArgs({
   options: {
@@ -22,9 +23,9 @@ const N = Number(values.corpus), H = Number(values.dim), Q = Number(values.queri
 const g = normalRng(3);
 const corpus = new Float32Array(N * H).map(() => g());
 const queries = new Float32Array(Q * H).map(() => g());
-const full = await bestOf(Number(values.repeats), () => native().topk(queries, corpus, Q, N, H, K, 'cuda:0'));
+const full = await bestOf(Number(values.repeats), () => native().topk(queries, corpus, Q, N, H, K, 'cuda:0'), { warmup: true });
 // the upload share: the same call with one query (the corpus still crosses PCIe once)
-const upload = await bestOf(Number(values.repeats), () => native().topk(queries.subarray(0, H), corpus, 1, N, H, K, 'cuda:0'));
+const upload = await bestOf(Number(values.repeats), () => native().topk(queries.subarray(0, H), corpus, 1, N, H, K, 'cuda:0'), { warmup: true });
 const torch = torchBaseline(['topk', '--corpus', String(N), '--dim', String(H), '--queries', String(Q), '--k', String(K)]);
 const torchS = Number(torch.seconds), gemmS = Number(torch.gemm_seconds);
 const computeS = Math.max(full.seconds - upload.seconds, 1e-9);

@@ -4,7 +4,8 @@
 import { Engine } from '../../lib/engine.ts';
 import { ReferenceModel } from '../../test/reference/model.ts';
 import { benchModel } from './bench-model.ts';
-import { bestSeconds, type Suite } from './types.ts';
+import { bestOf } from '../timing.ts';
+import type { Suite } from './types.ts';
 
 export const encodeSuite: Suite = {
   name: 'encode-cpu',
@@ -22,8 +23,7 @@ export const encodeSuite: Suite = {
       try {
         const tokens = engine.tokenize(texts, { maxLength }).reduce((n, s) => n + s.length, 0);
         await engine.encode(texts.slice(0, 4), { maxLength }); // warm-up
-        let out: Float32Array = new Float32Array();
-        const seconds = await bestSeconds(repeats, async () => (out = (await engine.encode(texts, { maxLength })).data));
+        const { seconds, result: out } = await bestOf(repeats, async () => (await engine.encode(texts, { maxLength })).data);
         return { tokens, seconds, out, ids: engine.tokenize(texts.slice(0, referencePassages), { maxLength }), dim: engine.dim };
       } finally {
         engine.dispose();
@@ -35,14 +35,9 @@ export const encodeSuite: Suite = {
     const f64 = await timeEngine('cpu-f64', 1);
     ctx.log(`float64 JS reference: ${referencePassages} passages`);
     const reference = new ReferenceModel(model.dir);
-    let refTokens = 0;
+    const refTokens = f32.ids.reduce((n, ids) => n + ids.length, 0);
     let worst = 0;
-    const t0 = process.hrtime.bigint();
-    const refEmbeddings = f32.ids.map((ids) => {
-      refTokens += ids.length;
-      return reference.embed(ids, 'eos', true);
-    });
-    const refSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    const { seconds: refSeconds, result: refEmbeddings } = await bestOf(1, () => f32.ids.map((ids) => reference.embed(ids, 'eos', true)));
     refEmbeddings.forEach((ref, i) => {
       let dot = 0;
       for (let h = 0; h < f32.dim; h++) dot += ref[h] * f32.out[i * f32.dim + h];

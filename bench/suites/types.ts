@@ -33,14 +33,3 @@ export interface Suite {
   describe: string;
   run(ctx: SuiteContext): Promise<SuiteOutput>;
 }
-
-/** Best (smallest) wall time of `repeats` runs of fn, in seconds. */
-export async function bestSeconds(repeats: number, fn: () => Promise<unknown> | unknown): Promise<number> {
-  let best = Infinity;
-  for (let i = 0; i < repeats; i++) {
-    const t = process.hrtime.bigint();
-    await fn();
-    best = Math.min(best, Number(process.hrtime.bigint() - t) / 1e9);
-  }
-  return best;
-}

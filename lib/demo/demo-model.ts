@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors.ts';
 import { writeSafetensors, type TensorToWrite } from '../model/safetensors.ts';
-import { rng } from '../train/random.ts';
+import { normalRng } from '../train/random.ts';
 
 export interface DemoModelOptions {
   /** bert: bidirectional encoder ([CLS] text [SEP]); llama: causal decoder (text </s>); bert */
@@ -103,9 +103,7 @@ export function writeDemoModel(dir: string, texts: Iterable<string>, options: De
   const headDim = hidden / heads;
   const vocab = buildVocab(texts, options.maxWords ?? 6000, options.minCount ?? 2, arch === 'bert' ? [PAD, UNK, CLS, SEP, MASK] : [UNK, EOS]);
 
-  // Box-Muller normals from the seeded uniform stream.
-  const uniform = rng(options.seed ?? 42);
-  const normal = () => Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform());
+  const normal = normalRng(options.seed ?? 42);
   const tensors: TensorToWrite[] = [];
   const add = (name: string, shape: number[], init: () => number) => {
     const data = new Float32Array(shape.reduce((a, b) => a * b, 1));

@@ -29,6 +29,15 @@ export function rng(seed: number): () => number {
   };
 }
 
+/** Standard normal samples (Box-Muller) from a seeded uniform stream: two uniforms per sample. */
+export function normalRng(seed: number): () => number {
+  const u = rng(seed);
+  return () => {
+    const u1 = 1 - u(); // (0, 1]: log stays finite
+    return Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u());
+  };
+}
+
 /** Uniform integer in [0, n). */
 export function randInt(next: () => number, n: number): number {
   return Math.floor(next() * n);
