@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors.ts';
-import { writeFileAtomic } from '../formats/atomic-write.ts';
+import { tempPathFor, writeFileAtomic } from '../formats/atomic-write.ts';
 import { readSafetensorsHeader, readTensorValues, writeSafetensors } from '../model/safetensors.ts';
 import type { HostTensor, LoraSpec, NativeModel, SafetensorsDType } from '../native.ts';
 
@@ -142,8 +142,7 @@ export function writeAdapter(dir: string, config: AdapterConfig, params: HostTen
     if (!/\.lora_[AB]\.weight$/.test(p.name)) throw new Error(`writeAdapter: "${p.name}" is not a LoRA parameter`);
   }
   fs.mkdirSync(dir, { recursive: true });
-  const stage = path.join(dir, `.adapter.${process.pid}.tmp`);
-  fs.rmSync(stage, { recursive: true, force: true });
+  const stage = tempPathFor(path.join(dir, 'adapter'));
   fs.mkdirSync(stage);
   try {
     writeSafetensors(path.join(stage, ADAPTER_WEIGHTS), params.map((p) => ({ name: KEY_PREFIX + p.name, dtype: 'F32' as const, shape: p.shape, data: p.data })));

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors.ts';
-import { writeFileAtomic } from '../formats/atomic-write.ts';
+import { tempPathFor, writeFileAtomic } from '../formats/atomic-write.ts';
 import { readSafetensorsHeader, readTensorValues, writeSafetensors } from '../model/safetensors.ts';
 import type { HostTensor } from '../native.ts';
 
@@ -42,8 +42,7 @@ export function listCheckpoints(output: string): { step: number; dir: string }[]
 
 /** Write a directory atomically: `fill` writes into a fresh temp dir beside `target`, which then replaces `target`. */
 export function writeDirAtomic(target: string, fill: (dir: string) => void): void {
-  const tmp = path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}.tmp`);
-  fs.rmSync(tmp, { recursive: true, force: true });
+  const tmp = tempPathFor(target);
   fs.mkdirSync(tmp, { recursive: true });
   try {
     fill(tmp);

@@ -93,7 +93,8 @@ function fingerprint(o: ResolvedTrainOptions, records: TrainRecord[], totalSteps
 
 export class TrainingDiverged extends UserError {}
 
-// Temp files and dirs of writes a killed run left in OUTPUT (writeFileAtomic, writeDirAtomic, writeAdapter).
+// Temp files and dirs of writes a killed run left in OUTPUT: every writer names them with tempPathFor
+// (.<name>.<pid>.<ms>.tmp, plus .old while a dir is swapped); the pid-only form is matched too.
 const LEFTOVER_TEMP = /^\..+\.\d+(\.\d+)?\.tmp(\.old)?$/;
 
 /** OUTPUT must be a directory or not exist yet, and (full mode) not the model dir it would overwrite. */
