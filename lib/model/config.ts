@@ -102,8 +102,8 @@ export function parseModelConfig(c: Record<string, unknown>, file: string): Mode
     modelType,
     native: {
       arch: 'decoder', hidden, layers, heads, kvHeads, headDim, intermediate, vocab,
-      normEps: num('rms_norm_eps', 1e-6), ropeTheta: num('rope_theta', 10000),
-      ropeScaling: parseRopeScaling(c.rope_scaling, file), qkvBias: modelType === 'qwen2',
+      normEps: num('rms_norm_eps', 1e-6), ropeTheta: num('rope_theta', ropeParameters(c)?.rope_theta as number ?? 10000),
+      ropeScaling: parseRopeScaling(c.rope_scaling ?? ropeParameters(c), file), qkvBias: modelType === 'qwen2',
       maxPositions: 0, typeVocab: 0,
     },
     defaultPooling: 'eos',
@@ -112,6 +112,15 @@ export function parseModelConfig(c: Record<string, unknown>, file: string): Mode
     slidingWindow: window,
     tieWordEmbeddings: c.tie_word_embeddings === true,
   };
+}
+
+/**
+ * transformers 5 saves RoPE settings as one "rope_parameters" object ({rope_type, rope_theta,
+ * factor, ...}) instead of "rope_theta" + "rope_scaling"; either form is read.
+ */
+function ropeParameters(c: Record<string, unknown>): Record<string, unknown> | undefined {
+  const r = c.rope_parameters;
+  return r != null && typeof r === 'object' && !Array.isArray(r) ? (r as Record<string, unknown>) : undefined;
 }
 
 function parseRopeScaling(raw: unknown, file: string): ModelConfigNative['ropeScaling'] {

@@ -39,6 +39,20 @@ describe('encode: config.json', () => {
     expect(parseModelConfig({ ...base, sliding_window: 4096 }, 'c.json').slidingWindow).to.equal(4096);
   });
 
+  it('reads transformers 5 "rope_parameters" as rope_theta + rope_scaling', () => {
+    const base = JSON.parse(fs.readFileSync(path.join(modelDir({ arch: 'llama' }), 'config.json'), 'utf8'));
+    delete base.rope_theta;
+    delete base.rope_scaling;
+    const llama3 = { rope_type: 'llama3', rope_theta: 500000, factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 64 };
+    const a = parseModelConfig({ ...base, rope_parameters: llama3 }, 'c.json').native;
+    expect(a.ropeTheta).to.equal(500000);
+    expect(a.ropeScaling).to.deep.equal({ factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 64 });
+    const b = parseModelConfig({ ...base, rope_parameters: { rope_type: 'default', rope_theta: 1e6 } }, 'c.json').native;
+    expect(b.ropeTheta).to.equal(1e6);
+    expect(b.ropeScaling).to.equal(null);
+    expect(() => parseModelConfig({ ...base, rope_parameters: { rope_type: 'yarn', rope_theta: 1e4 } }, 'c.json')).to.throw(/type "yarn" is not supported/);
+  });
+
   const bad: [string, Record<string, unknown>, RegExp][] = [
     ['an unknown architecture', { model_type: 'gpt2' }, /unsupported model_type "gpt2" \(supported: qwen2, llama, mistral, bert\)/],
     ['another rope scaling', { rope_scaling: { rope_type: 'yarn', factor: 4 } }, /rope_scaling type "yarn" is not supported/],
