@@ -9,7 +9,13 @@
                                        the GEMM alone (the roofline lmdr's fused top-k is held to)
   attention [--lengths 256,1024,8192 --heads 14 --dim 64]
                                        F.scaled_dot_product_attention TFLOP/s (for reference)
-Each prints one JSON line on stdout. Needs torch (CUDA) and transformers.
+  train-step --model DIR [--batch 32 --group 8 --query-length 64 --passage-length 256 --steps 4]
+                                       PEFT LoRA (r 32, alpha 64, dropout 0.1, every linear module) on
+                                       transformers bf16 SDPA, adapters in fp32: EOS pooling, cosine /
+                                       0.02 InfoNCE over in-batch + hard negatives, clip 1, AdamW;
+                                       median step time after one warm-up step, and the step's model
+                                       FLOPs (for MFU against the bf16 dense peak)
+Each prints one JSON line on stdout. Needs torch (CUDA) and transformers (+ peft for train-step).
 """
 import argparse
 import json
@@ -28,6 +34,16 @@ def timed(fn, repeats):
     return (time.perf_counter() - t0) / repeats
 
 
+def load_bf16(path):
+    """transformers' AutoModel in bf16 with SDPA attention on the GPU (dtype= since transformers 5, torch_dtype= before)."""
+    from transformers import AutoModel
+    try:
+        model = AutoModel.from_pretrained(path, dtype=torch.bfloat16, attn_implementation="sdpa")
+    except TypeError:
+        model = AutoModel.from_pretrained(path, torch_dtype=torch.bfloat16, attn_implementation="sdpa")
+    return model.cuda()
+
+
 def make_model(args):
     from transformers import Qwen2Config, Qwen2ForCausalLM
     cfg = Qwen2Config(vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
@@ -41,8 +57,7 @@ def make_model(args):
 
 
 def encode(args):
-    from transformers import AutoModel
-    model = AutoModel.from_pretrained(args.model, torch_dtype=torch.bfloat16, attn_implementation="sdpa").cuda().eval()
+    model = load_bf16(args.model).eval()
     g = torch.Generator().manual_seed(1)
     ids = torch.randint(0, 151643, (args.passages, args.length), generator=g)
     ids[:, -1] = 151643  # EOS last, as lmdr's eos pooling input
@@ -97,6 +112,70 @@ def attention(args):
     print(json.dumps({"sdpa_tflops": out, "torch": torch.__version__, "device": torch.cuda.get_device_name()}))
 
 
+def train_step_flops(cfg, lengths):
+    """Model FLOPs of one LoRA step with frozen base weights: forward 2*P per token plus the
+    backward's input gradients 2*P per token (no weight gradients), P the non-embedding linear
+    parameters; causal attention 2*L^2*d per layer forward (QK^T and PV, half the square), 3x that
+    for forward + backward. LoRA's own matrices are left out (under 1%)."""
+    H, I, nh, kv, nl = cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads, cfg.num_key_value_heads, cfg.num_hidden_layers
+    d = H // nh
+    P = nl * (H * nh * d + 2 * H * kv * d + nh * d * H + 3 * H * I)
+    tokens = sum(lengths)
+    attn = sum(nl * 2 * L * L * nh * d for L in lengths)
+    return 4 * P * tokens + 3 * attn
+
+
+def train_step(args):
+    from peft import LoraConfig, get_peft_model
+    import peft
+    model = load_bf16(args.model)
+    targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    model = get_peft_model(model, LoraConfig(r=32, lora_alpha=64, lora_dropout=0.1, target_modules=targets))
+    for p in model.parameters():  # adapters in fp32, as lmdr keeps them (PEFT's autocast_adapter_dtype does too)
+        if p.requires_grad:
+            p.data = p.data.float()
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.01)
+    B, G = args.batch, args.group
+    g = torch.Generator().manual_seed(5)
+    q = torch.randint(0, 151643, (B, args.query_length), generator=g)
+    p = torch.randint(0, 151643, (B * G, args.passage_length), generator=g)
+    q[:, -1] = 151643
+    p[:, -1] = 151643
+    q, p = q.cuda(), p.cuda()
+    target = torch.arange(B, device="cuda") * G
+    losses = []
+
+    def embed(ids):
+        h = model(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state
+        return torch.nn.functional.normalize(h[:, -1].float(), dim=-1)
+
+    def step():
+        s = embed(q) @ embed(p).T / 0.02
+        loss = torch.nn.functional.cross_entropy(s, target)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(float(loss))  # syncs, like lmdr reading its loss
+
+    step()  # warm-up
+    times = []
+    for _ in range(args.steps):
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        step()
+        torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    lengths = [args.query_length] * B + [args.passage_length] * (B * G)
+    print(json.dumps({"seconds": times[len(times) // 2], "tokens": sum(lengths), "loss": losses[-1],
+                      "flops_per_step": train_step_flops(model.config, lengths), "peak_tflops": 989.0,
+                      "max_memory_gb": torch.cuda.max_memory_allocated() / 1e9,
+                      "torch": torch.__version__, "peft": peft.__version__, "device": torch.cuda.get_device_name()}))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -119,8 +198,16 @@ def main():
     p.add_argument("--heads", type=int, default=14)
     p.add_argument("--dim", type=int, default=64)
     p.add_argument("--repeats", type=int, default=10)
+    p = sub.add_parser("train-step")
+    p.add_argument("--model", required=True)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--group", type=int, default=8)
+    p.add_argument("--query-length", type=int, default=64)
+    p.add_argument("--passage-length", type=int, default=256)
+    p.add_argument("--steps", type=int, default=4)
     args = ap.parse_args()
-    {"make-model": make_model, "encode": encode, "topk": topk, "attention": attention}[args.cmd](args)
+    {"make-model": make_model, "encode": encode, "topk": topk, "attention": attention,
+     "train-step": train_step}[args.cmd](args)
 
 
 if __name__ == "__main__":
