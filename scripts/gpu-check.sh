@@ -74,6 +74,14 @@ if [[ ! -d node_modules/mocha && -n "$pack" && -f "$pack/node_modules.tar.xz" ]]
 fi
 [[ -d node_modules/mocha && -d node_modules/tsx ]] || { say "node_modules (mocha, tsx) missing: run npm install, or carry the GPU pack"; exit 1; }
 if [[ -z "${LMDR_ADDON:-}" && -n "$pack" && -f "$pack/lmdr.node" ]]; then export LMDR_ADDON="$pack/lmdr.node"; fi
+# An addon built elsewhere may not load here (another libstdc++): build it here if the tools are here.
+if ! node -e "require(process.env.LMDR_ADDON || './build/Release/lmdr.node')" 2>"$work/addon-error"; then
+  say "the addon does not load: $(head -c 400 "$work/addon-error")"
+  if command -v cmake >/dev/null && command -v nvcc >/dev/null; then
+    say "building it here (cmake + nvcc)"; unset LMDR_ADDON
+    node scripts/build.mjs >"$work/build.log" 2>&1 || { tail -20 "$work/build.log"; say "build failed"; }
+  fi
+fi
 say "node $(node --version), addon ${LMDR_ADDON:-build/Release (node-gyp-build)}"
 
 # --- what this host has ----------------------------------------------------------------------------

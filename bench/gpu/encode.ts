@@ -1,7 +1,7 @@
 // Encode throughput on a Qwen2.5-0.5B-shaped model (hidden 896, 24 layers, 14/2 heads,
 // intermediate 4864, vocab 151936, random bf16 weights), 256-token passages, EOS pooling:
 // lmdr on cuda:0 vs PyTorch + transformers (bf16, SDPA) on the same weights, same run.
-// Usage: npx tsx bench/gpu/encode.ts [--model DIR] [--passages 4096] [--length 256] [--batch 256]
+// Usage: npx tsx bench/gpu/encode.ts [--model DIR] [--passages 2048] [--length 256] [--batch 256]
 // (without --model the random model is created once under $TMPDIR/lmdr-bench-qwen2.5-0.5b).
 import fs from 'node:fs';
 import os from 'node:os';
@@ -15,10 +15,10 @@ import { bestOf } from '../timing.ts';
 const { values } = parseArgs({
   options: {
     model: { type: 'string' },
-    passages: { type: 'string', default: '4096' },
+    passages: { type: 'string', default: '2048' },
     length: { type: 'string', default: '256' },
     batch: { type: 'string', default: '256' },
-    repeats: { type: 'string', default: '3' },
+    repeats: { type: 'string', default: '2' },
   },
 });
 const gpuName = requireGpu();

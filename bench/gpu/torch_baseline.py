@@ -51,7 +51,8 @@ def make_model(args):
                       rope_theta=1000000.0, rms_norm_eps=1e-6, tie_word_embeddings=True,
                       eos_token_id=151643, bos_token_id=151643, use_sliding_window=False)
     torch.manual_seed(0)
-    model = Qwen2ForCausalLM(cfg).to(torch.bfloat16)
+    with torch.device("cuda" if torch.cuda.is_available() else "cpu"):  # HF's init on the CPU takes tens of seconds
+        model = Qwen2ForCausalLM(cfg).to(torch.bfloat16)
     model.save_pretrained(args.out, safe_serialization=True)
     print(json.dumps({"model": args.out, "params": sum(p.numel() for p in model.parameters())}))
 
@@ -183,7 +184,7 @@ def main():
     p.add_argument("--out", required=True)
     p = sub.add_parser("encode")
     p.add_argument("--model", required=True)
-    p.add_argument("--passages", type=int, default=4096)
+    p.add_argument("--passages", type=int, default=2048)
     p.add_argument("--length", type=int, default=256)
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--repeats", type=int, default=3)
