@@ -25,11 +25,34 @@ constexpr unsigned kFull = 0xffffffffu;
 
 // ---- kernels ----
 
+// Gemma 2's soft-capping and sliding windows (backend.h AttentionMods) on the SIMT kernels; the
+// tensor-core forward runs only without them. Scores here are in log2 units (s * log2 e), so
+// the cap c becomes c * log2 e: c tanh(s / c) scales the same way.
+struct Mods {
+  float cap_log2;  // 0 = no soft-capping
+  int window;      // 0 = no sliding window
+};
+
+__device__ __forceinline__ bool visible(int qi, int kj, bool causal, const Mods& m) {
+  return (!causal || kj <= qi) && (m.window <= 0 || qi - kj < m.window);
+}
+
+// the capped score; *dcap = its derivative 1 - tanh^2 (1 without a cap)
+__device__ __forceinline__ float cap_score(float s, const Mods& m, float* dcap) {
+  if (m.cap_log2 <= 0.f) {
+    *dcap = 1.f;
+    return s;
+  }
+  float t = tanhf(s / m.cap_log2);
+  *dcap = 1.f - t * t;
+  return m.cap_log2 * t;
+}
+
 // grid (ceil(max_len/32), Hq, B), block 256. out[T,Hq,D], lse[T,Hq]
 template <typename T, int NPER>
 __global__ void __launch_bounds__(kWarps * 32)
 attention_forward_kernel(T* out, float* lse, const T* q, const T* k, const T* v, const int32_t* cu_seqlens, int Hq,
-                         int Hkv, int D, bool causal, float scale_log2) {
+                         int Hkv, int D, bool causal, float scale_log2, Mods mods) {
   const int b = blockIdx.z, h = blockIdx.y, hk = h / (Hq / Hkv);
   const int start = cu_seqlens[b], L = cu_seqlens[b + 1] - start;
   const int q0 = blockIdx.x * kTile;
@@ -77,8 +100,9 @@ attention_forward_kernel(T* out, float* lse, const T* q, const T* k, const T* v,
 #pragma unroll
     for (int r = 0; r < kRowsPerWarp; r++) {
       int qi = q0 + row0 + r;
-      bool valid = kj < L && qi < L && (!causal || kj <= qi);
-      float sv = valid ? s[r] : -INFINITY;
+      bool valid = kj < L && qi < L && visible(qi, kj, causal, mods);
+      float dcap;
+      float sv = valid ? cap_score(s[r], mods, &dcap) : -INFINITY;
       float m_new = fmaxf(m[r], warp_max(sv));
       if (m_new == -INFINITY) {  // nothing visible yet for this row
         s[r] = 0.f;
@@ -271,7 +295,7 @@ template <typename T, int NPER>
 __global__ void __launch_bounds__(kWarps * 32)
 attention_backward_dkdv_kernel(T* dk, T* dv, const T* dout, const T* q, const T* k, const T* v, const float* lse,
                                const float* delta, const int32_t* cu_seqlens, int Hq, int Hkv, int D, bool causal,
-                               float scale_log2) {
+                               float scale_log2, Mods mods) {
   const int b = blockIdx.z, hk = blockIdx.y, group = Hq / Hkv;
   const int start = cu_seqlens[b], L = cu_seqlens[b + 1] - start;
   const int k0 = blockIdx.x * kTile;
@@ -334,9 +358,10 @@ attention_backward_dkdv_kernel(T* dk, T* dv, const T* dout, const T* q, const T*
 #pragma unroll
       for (int r = 0; r < kRowsPerWarp; r++) {
         int kj = k0 + row0 + r;
-        bool valid = qi < L && kj < L && (!causal || kj <= qi);
-        float pr = valid ? exp2f(p[r] - sL[lane]) : 0.f;
-        ds[r] = pr * (ds[r] - sD[lane]);
+        bool valid = qi < L && kj < L && visible(qi, kj, causal, mods);
+        float dcap = 1.f;
+        float pr = valid ? exp2f(cap_score(p[r], mods, &dcap) - sL[lane]) : 0.f;
+        ds[r] = pr * (ds[r] - sD[lane]) * dcap;
         p[r] = pr;
       }
       // lane = head dims
@@ -382,7 +407,7 @@ template <typename T, int NPER>
 __global__ void __launch_bounds__(kWarps * 32)
 attention_backward_dq_kernel(T* dq, const T* dout, const T* q, const T* k, const T* v, const float* lse,
                              const float* delta, const int32_t* cu_seqlens, int Hq, int Hkv, int D, bool causal,
-                             float scale_log2, float scale) {
+                             float scale_log2, float scale, Mods mods) {
   const int b = blockIdx.z, h = blockIdx.y, hk = h / (Hq / Hkv);
   const int start = cu_seqlens[b], L = cu_seqlens[b + 1] - start;
   const int q0 = blockIdx.x * kTile;
@@ -439,9 +464,10 @@ attention_backward_dq_kernel(T* dq, const T* dout, const T* q, const T* k, const
 #pragma unroll
     for (int r = 0; r < kRowsPerWarp; r++) {
       int qi = q0 + row0 + r;
-      bool valid = kj < L && qi < L && (!causal || kj <= qi);
-      float p = valid ? exp2f(s[r] - lse2[r]) : 0.f;
-      s[r] = p * (dp[r] - dlt[r]);  // dS
+      bool valid = kj < L && qi < L && visible(qi, kj, causal, mods);
+      float dcap = 1.f;
+      float p = valid ? exp2f(cap_score(s[r], mods, &dcap) - lse2[r]) : 0.f;
+      s[r] = p * (dp[r] - dlt[r]) * dcap;  // dS
     }
     // lane = head dims: acc += dS K
     for (int j = 0; j < kTile; j++) {
@@ -484,21 +510,23 @@ void set_smem(K kernel, size_t bytes) {
 
 template <typename T, int NPER>
 void forward_impl(void* out, float* lse, const void* q, const void* k, const void* v, const int32_t* cu, int64_t B,
-                  int64_t max_len, int64_t Hq, int64_t Hkv, int64_t D, bool causal, float scale, cudaStream_t s) {
+                  int64_t max_len, int64_t Hq, int64_t Hkv, int64_t D, bool causal, float scale, Mods mods,
+                  cudaStream_t s) {
   dim3 grid(unsigned(ceil_div(max_len, kTile)), unsigned(Hq), unsigned(B));
   size_t smem = size_t(kTile * D + kTile * (D + 1) + kTile * D) * sizeof(float);
   auto kernel = attention_forward_kernel<T, NPER>;
   set_smem(kernel, smem);
   kernel<<<grid, kWarps * 32, smem, s>>>(static_cast<T*>(out), lse, static_cast<const T*>(q),
                                          static_cast<const T*>(k), static_cast<const T*>(v), cu, int(Hq), int(Hkv),
-                                         int(D), causal, scale * kLog2e);
+                                         int(D), causal, scale * kLog2e, mods);
   LMDR_LAUNCH_CHECK("attention_forward_kernel");
 }
 
 template <typename T, int NPER>
 void backward_impl(void* dq, void* dk, void* dv, float* delta, const void* dout, const void* q, const void* k,
                    const void* v, const void* out, const float* lse, const int32_t* cu, int64_t B, int64_t max_len,
-                   int64_t T_, int64_t Hq, int64_t Hkv, int64_t D, bool causal, float scale, cudaStream_t s) {
+                   int64_t T_, int64_t Hq, int64_t Hkv, int64_t D, bool causal, float scale, Mods mods,
+                   cudaStream_t s) {
   int64_t rows = T_ * Hq;
   attention_delta_kernel<T><<<unsigned(ceil_div(rows * 32, 256)), 256, 0, s>>>(
       delta, static_cast<const T*>(dout), static_cast<const T*>(out), rows, int(D));
@@ -511,7 +539,7 @@ void backward_impl(void* dq, void* dk, void* dv, float* delta, const void* dout,
   kv_kernel<<<grid_kv, kWarps * 32, smem_kv, s>>>(static_cast<T*>(dk), static_cast<T*>(dv),
                                                   static_cast<const T*>(dout), static_cast<const T*>(q),
                                                   static_cast<const T*>(k), static_cast<const T*>(v), lse, delta, cu,
-                                                  int(Hq), int(Hkv), int(D), causal, scale * kLog2e);
+                                                  int(Hq), int(Hkv), int(D), causal, scale * kLog2e, mods);
   LMDR_LAUNCH_CHECK("attention_backward_dkdv_kernel");
 
   dim3 grid_q(unsigned(ceil_div(max_len, kTile)), unsigned(Hq), unsigned(B));
@@ -521,7 +549,7 @@ void backward_impl(void* dq, void* dk, void* dv, float* delta, const void* dout,
   q_kernel<<<grid_q, kWarps * 32, smem_q, s>>>(static_cast<T*>(dq), static_cast<const T*>(dout),
                                                static_cast<const T*>(q), static_cast<const T*>(k),
                                                static_cast<const T*>(v), lse, delta, cu, int(Hq), int(Hkv), int(D),
-                                               causal, scale * kLog2e, scale);
+                                               causal, scale * kLog2e, scale, mods);
   LMDR_LAUNCH_CHECK("attention_backward_dq_kernel");
 }
 
@@ -579,14 +607,17 @@ static bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 1
 
 void attention_forward(void* out, float* lse, const void* q, const void* k, const void* v, DType t,
                        const int32_t* cu_seqlens, int64_t B, int64_t max_len, int64_t tokens, int64_t Hq,
-                       int64_t Hkv, int64_t D, bool causal, float scale, cudaStream_t s) {
+                       int64_t Hkv, int64_t D, bool causal, float scale, double softcap, int64_t window,
+                       cudaStream_t s) {
   if (B <= 0 || max_len <= 0 || tokens <= 0) return;
+  const Mods mods{float(softcap * double(kLog2e)), int(window)};
   // tensor cores for bf16 with 16-byte aligned rows; LMDR_ATTENTION_SIMT=1 forces the SIMT kernel
   static const bool simt_only = [] {
     const char* e = std::getenv("LMDR_ATTENTION_SIMT");
     return e && *e && *e != '0';
   }();
-  if (t == DType::BF16 && !simt_only && aligned16(q) && aligned16(k) && aligned16(v)) {
+  const bool plain = softcap <= 0 && window <= 0;
+  if (t == DType::BF16 && plain && !simt_only && aligned16(q) && aligned16(k) && aligned16(v)) {
     switch (D) {
       case 16: return forward_tc<16>(out, lse, q, k, v, cu_seqlens, B, max_len, Hq, Hkv, causal, scale, s);
       case 32: return forward_tc<32>(out, lse, q, k, v, cu_seqlens, B, max_len, Hq, Hkv, causal, scale, s);
@@ -598,16 +629,17 @@ void attention_forward(void* out, float* lse, const void* q, const void* k, cons
     }
   }
   LMDR_ATTN_DISPATCH(t, D, (forward_impl<T, NPER>(out, lse, q, k, v, cu_seqlens, B, max_len, Hq, Hkv, D, causal,
-                                                  scale, s)));
+                                                  scale, mods, s)));
 }
 
 void attention_backward(void* dq, void* dk, void* dv, float* delta, const void* dout, const void* q, const void* k,
                         const void* v, const void* out, const float* lse, DType t, const int32_t* cu_seqlens,
                         int64_t B, int64_t max_len, int64_t tokens, int64_t Hq, int64_t Hkv, int64_t D,
-                        bool causal, float scale, cudaStream_t s) {
+                        bool causal, float scale, double softcap, int64_t window, cudaStream_t s) {
   if (B <= 0 || max_len <= 0 || tokens <= 0) return;
+  const Mods mods{float(softcap * double(kLog2e)), int(window)};
   LMDR_ATTN_DISPATCH(t, D, (backward_impl<T, NPER>(dq, dk, dv, delta, dout, q, k, v, out, lse, cu_seqlens, B,
-                                                   max_len, tokens, Hq, Hkv, D, causal, scale, s)));
+                                                   max_len, tokens, Hq, Hkv, D, causal, scale, mods, s)));
 }
 
 }  // namespace lmdr::cuda

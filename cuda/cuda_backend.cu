@@ -179,20 +179,22 @@ class CudaBackend final : public Backend {
   }
 
   // ---- normalisation ----
-  void rmsnorm_forward(Tensor& out, Tensor& rstd, const Tensor& x, const Tensor& w, double eps) override {
+  void rmsnorm_forward(Tensor& out, Tensor& rstd, const Tensor& x, const Tensor& w, double eps,
+                       double w_offset) override {
     Scope s(*this, "rmsnorm_forward");
     int64_t H = w.numel(), T = rows_of(x, H, "rmsnorm_forward");
     cuda::rmsnorm_forward(out.data, out.dtype, rstd.data, rstd.dtype, x.data, x.dtype, w.data, w.dtype, T, H,
-                          float(eps), stream_);
+                          float(eps), float(w_offset), stream_);
   }
 
   void rmsnorm_backward(Tensor& dx, Tensor* dw, const Tensor& dout, const Tensor& x, const Tensor& w,
-                        const Tensor& rstd) override {
+                        const Tensor& rstd, double w_offset) override {
     Scope s(*this, "rmsnorm_backward");
     int64_t H = w.numel(), T = rows_of(x, H, "rmsnorm_backward");
     bool has_dw = dw && dw->defined();
     cuda::rmsnorm_backward(dx.data, dx.dtype, has_dw ? dw->data : nullptr, has_dw ? dw->dtype : DType::F32, dout.data,
-                           dout.dtype, x.data, x.dtype, w.data, w.dtype, rstd.data, rstd.dtype, T, H, stream_);
+                           dout.dtype, x.data, x.dtype, w.data, w.dtype, rstd.data, rstd.dtype, T, H, float(w_offset),
+                           stream_);
   }
 
   void layernorm_forward(Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x, const Tensor& w, const Tensor& b,
@@ -227,20 +229,23 @@ class CudaBackend final : public Backend {
 
   // ---- attention ----
   void attention_forward(Tensor& out, Tensor& lse, const Tensor& q, const Tensor& k, const Tensor& v,
-                         const std::vector<int32_t>& cu_seqlens, bool causal, double scale) override {
+                         const std::vector<int32_t>& cu_seqlens, bool causal, double scale,
+                         const AttentionMods& mods) override {
     Scope s(*this, "attention_forward");
     AttnShape a = attn_shape(q, k, v, cu_seqlens, "attention_forward");
     need(out.dtype == a.dtype && out.numel() == q.numel(), "attention_forward", "out " + desc(out) + " vs q " + desc(q));
     Tensor lse32 = f32_view_or_temp(lse, a.T * a.Hq, "attention_forward", "lse");
     Tensor cu = to_device(cu_seqlens);
     cuda::attention_forward(out.data, lse32.ptr<float>(), q.data, k.data, v.data, a.dtype, cu.ptr<int32_t>(), a.B,
-                            a.max_len, a.T, a.Hq, a.Hkv, a.D, causal, float(scale), stream_);
+                            a.max_len, a.T, a.Hq, a.Hkv, a.D, causal, float(scale), mods.softcap, mods.window,
+                            stream_);
     if (lse32.data != lse.data) convert_forward(lse.data, lse.dtype, lse32.data, DType::F32, lse.numel(), stream_);
   }
 
   void attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, const Tensor& q, const Tensor& k,
                           const Tensor& v, const Tensor& out, const Tensor& lse,
-                          const std::vector<int32_t>& cu_seqlens, bool causal, double scale) override {
+                          const std::vector<int32_t>& cu_seqlens, bool causal, double scale,
+                          const AttentionMods& mods) override {
     Scope s(*this, "attention_backward");
     AttnShape a = attn_shape(q, k, v, cu_seqlens, "attention_backward");
     for (const Tensor* t : std::initializer_list<const Tensor*>{&dq, &dk, &dv, &dout, &out})
@@ -255,7 +260,7 @@ class CudaBackend final : public Backend {
     Tensor cu = to_device(cu_seqlens);
     cuda::attention_backward(dq.data, dk.data, dv.data, delta.ptr<float>(), dout.data, q.data, k.data, v.data,
                              out.data, lse32.ptr<float>(), a.dtype, cu.ptr<int32_t>(), a.B, a.max_len, a.T, a.Hq,
-                             a.Hkv, a.D, causal, float(scale), stream_);
+                             a.Hkv, a.D, causal, float(scale), mods.softcap, mods.window, stream_);
   }
 
   // ---- activations ----
@@ -277,6 +282,46 @@ class CudaBackend final : public Backend {
     Scope s(*this, "gelu_backward");
     cuda::gelu_backward(dx.data, dx.dtype, dout.data, dout.dtype, x.data, x.dtype, dx.numel(), stream_);
   }
+  void activation_forward(Tensor& out, const Tensor& x, Activation act) override {
+    Scope s(*this, "activation_forward");
+    cuda::activation_forward(out.data, out.dtype, x.data, x.dtype, out.numel(), int(act), stream_);
+  }
+  void activation_backward(Tensor& dx, const Tensor& dout, const Tensor& x, Activation act) override {
+    Scope s(*this, "activation_backward");
+    cuda::activation_backward(dx.data, dx.dtype, dout.data, dout.dtype, x.data, x.dtype, dx.numel(), int(act), stream_);
+  }
+  void gated_forward(Tensor& out, const Tensor& gate, const Tensor& up, Activation act) override {
+    Scope s(*this, "gated_forward");
+    cuda::gated_forward(out.data, out.dtype, gate.data, gate.dtype, up.data, up.dtype, out.numel(), int(act), stream_);
+  }
+  void gated_backward(Tensor& dgate, Tensor& dup, const Tensor& dout, const Tensor& gate, const Tensor& up,
+                      Activation act) override {
+    Scope s(*this, "gated_backward");
+    cuda::gated_backward(dgate.data, dgate.dtype, dup.data, dup.dtype, dout.data, dout.dtype, gate.data, gate.dtype,
+                         up.data, up.dtype, dout.numel(), int(act), stream_);
+  }
+
+  // ---- column blocks, LM head ----
+  void copy_columns(Tensor& dst, int64_t dst_col, const Tensor& src, int64_t src_col, int64_t ncols) override {
+    Scope s(*this, "copy_columns");
+    const int64_t Cd = dst.dim(-1), Cs = src.dim(-1), R = src.numel() / std::max<int64_t>(Cs, 1);
+    need(dst.dtype == src.dtype && dst.numel() / std::max<int64_t>(Cd, 1) == R && dst_col >= 0 && src_col >= 0 &&
+             dst_col + ncols <= Cd && src_col + ncols <= Cs,
+         "copy_columns", std::to_string(ncols) + " columns from " + desc(src) + " to " + desc(dst));
+    cuda::copy_columns(dst.data, Cd, dst_col, src.data, Cs, src_col, dst.dtype, R, ncols, stream_);
+  }
+  void logits_block_update(Tensor& logits, Tensor& run_max, Tensor& run_sum, Tensor& target,
+                           const std::vector<int32_t>& targets, int64_t v0, double softcap) override {
+    Scope s(*this, "logits_block_update");
+    const int64_t N = int64_t(targets.size()), Vb = logits.dim(-1);
+    need(logits.numel() == N * Vb && run_max.dtype == DType::F32 && run_sum.dtype == DType::F32 &&
+             target.dtype == DType::F32 && run_max.numel() == N && run_sum.numel() == N && target.numel() == N,
+         "logits_block_update", "logits " + desc(logits) + " with " + std::to_string(N) + " targets; state must be F32 [N]");
+    Tensor d_targets = to_device(targets);
+    cuda::logits_block_update(logits.data, logits.dtype, run_max.ptr<float>(), run_sum.ptr<float>(), target.ptr<float>(),
+                              d_targets.ptr<int32_t>(), N, Vb, v0, float(softcap), stream_);
+  }
+
   void dropout_forward(Tensor& out, const Tensor& x, double p, uint64_t seed,
                        const std::vector<uint64_t>& row_keys) override {
     Scope s(*this, "dropout_forward");
@@ -506,17 +551,18 @@ class CudaBackend final : public Backend {
 
   void rope(Tensor& x, const std::vector<double>& inv_freq, const std::vector<int32_t>& cu_seqlens, bool inverse) {
     const char* op = inverse ? "rope_backward" : "rope_forward";
-    int64_t D = int64_t(inv_freq.size()) * 2, T = x.dim(0);
-    need(D > 0 && T > 0 ? x.numel() % (T * D) == 0 : true, op, "x " + desc(x) + " vs head dim " + std::to_string(D));
-    if (T == 0 || D == 0) return;
-    int64_t heads = x.numel() / (T * D);
+    int64_t half = int64_t(inv_freq.size()), D = x.dim(-1), T = x.dim(0);
+    need(x.ndim() == 3 && half > 0 && 2 * half <= D, op, "x " + desc(x) + " [T,heads,D] with " + std::to_string(half) +
+                                                           " rotary frequencies (1 to D/2)");
+    if (T == 0) return;
+    int64_t heads = x.dim(1);
     std::vector<int32_t> pos(size_t(T), 0);
     for (size_t b = 0; b + 1 < cu_seqlens.size(); b++)
       for (int32_t t = cu_seqlens[b]; t < cu_seqlens[b + 1] && t < T; t++) pos[size_t(t)] = t - cu_seqlens[b];
     std::vector<float> f(inv_freq.begin(), inv_freq.end());  // HF keeps inv_freq in float32
     Tensor d_pos = to_device(pos), d_f = to_device(f);
-    if (inverse) cuda::rope_backward(x.data, x.dtype, d_pos.ptr<int32_t>(), d_f.ptr<float>(), T, heads, D, stream_);
-    else cuda::rope_forward(x.data, x.dtype, d_pos.ptr<int32_t>(), d_f.ptr<float>(), T, heads, D, stream_);
+    if (inverse) cuda::rope_backward(x.data, x.dtype, d_pos.ptr<int32_t>(), d_f.ptr<float>(), T, heads, D, half, stream_);
+    else cuda::rope_forward(x.data, x.dtype, d_pos.ptr<int32_t>(), d_f.ptr<float>(), T, heads, D, half, stream_);
   }
 
   void dropout(Tensor& out, const Tensor& x, double p, uint64_t seed, const std::vector<uint64_t>& row_keys,

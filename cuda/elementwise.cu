@@ -113,3 +113,24 @@ void bias_backward(void* dbias, DType dbt, const void* dy, DType dyt, int64_t T,
 }
 
 }  // namespace lmdr::cuda
+
+namespace lmdr::cuda {
+
+// dst[R, dst_col..+ncols] = src[R, src_col..+ncols] (fused projections split and re-assembled)
+__global__ void copy_columns_kernel(void* dst, int64_t ldd, int64_t dst_col, const void* src, int64_t lds,
+                                    int64_t src_col, DType t, int64_t R, int64_t ncols) {
+  const int64_t n = R * ncols;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    int64_t r = i / ncols, c = i - r * ncols;
+    store_f(dst, t, r * ldd + dst_col + c, load_f(src, t, r * lds + src_col + c));
+  }
+}
+
+void copy_columns(void* dst, int64_t ldd, int64_t dst_col, const void* src, int64_t lds, int64_t src_col, DType t,
+                  int64_t R, int64_t ncols, cudaStream_t stream) {
+  if (R * ncols <= 0) return;
+  copy_columns_kernel<<<grid_for(R * ncols), 256, 0, stream>>>(dst, ldd, dst_col, src, lds, src_col, t, R, ncols);
+  LMDR_LAUNCH_CHECK("copy_columns_kernel");
+}
+
+}  // namespace lmdr::cuda

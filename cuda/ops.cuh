@@ -15,12 +15,21 @@ void scale_forward(void* x, DType t, int64_t n, float scale, cudaStream_t s);
 void axpy_forward(void* y, DType yt, float a, const void* x, DType xt, int64_t n, cudaStream_t s);
 void add_bias_forward(void* y, DType yt, const void* bias, DType bt, int64_t T, int64_t N, cudaStream_t s);  // y[T,N] += bias[N]
 void bias_backward(void* dbias, DType dbt, const void* dy, DType dyt, int64_t T, int64_t N, cudaStream_t s);  // dbias[N] += sum_t dy[T,N]
+// dst[R, dst_col..+ncols] = src[R, src_col..+ncols]; row strides ldd, lds; one dtype t
+void copy_columns(void* dst, int64_t ldd, int64_t dst_col, const void* src, int64_t lds, int64_t src_col, DType t,
+                  int64_t R, int64_t ncols, cudaStream_t s);
 
-// ---- rmsnorm.cu ---- out[T,H], rstd[T], x[T,H], w[H]; dw (nullable) accumulates
+// ---- lm_head.cu ---- logits[N,Vb] (capped in place when softcap > 0); run_max/run_sum/target[N] fp32;
+// targets[N] int32 (device): one block of the vocabulary folded into a running log-sum-exp
+void logits_block_update(void* logits, DType lt, float* run_max, float* run_sum, float* target, const int32_t* targets,
+                         int64_t N, int64_t Vb, int64_t v0, float softcap, cudaStream_t s);
+
+// ---- rmsnorm.cu ---- out[T,H], rstd[T], x[T,H], w[H] (used as w + w_offset); dw (nullable) accumulates
 void rmsnorm_forward(void* out, DType ot, void* rstd, DType rt, const void* x, DType xt, const void* w, DType wt,
-                     int64_t T, int64_t H, float eps, cudaStream_t s);
+                     int64_t T, int64_t H, float eps, float w_offset, cudaStream_t s);
 void rmsnorm_backward(void* dx, DType dxt, void* dw, DType dwt, const void* dout, DType dt, const void* x, DType xt,
-                      const void* w, DType wt, const void* rstd, DType rt, int64_t T, int64_t H, cudaStream_t s);
+                      const void* w, DType wt, const void* rstd, DType rt, int64_t T, int64_t H, float w_offset,
+                      cudaStream_t s);
 
 // ---- layernorm.cu ---- out[T,H], mean[T], rstd[T], x[T,H], w[H], b[H]; dw, db (nullable) accumulate
 void layernorm_forward(void* out, DType ot, void* mean, DType mt, void* rstd, DType rt, const void* x, DType xt,
@@ -30,23 +39,25 @@ void layernorm_backward(void* dx, DType dxt, void* dw, DType dwt, void* db, DTyp
                         const void* x, DType xt, const void* w, DType wt, const void* mean, DType mt,
                         const void* rstd, DType rt, int64_t T, int64_t H, cudaStream_t s);
 
-// ---- rope.cu ---- x[T, n_heads, D] in place; positions[T] int32, inv_freq[D/2] fp32 (device)
+// ---- rope.cu ---- x[T, n_heads, D] in place; positions[T] int32, inv_freq[half] fp32 (device);
+// the first 2*half dims of each head rotate (half < D/2: partial rotary), the rest pass through
 void rope_forward(void* x, DType xt, const int32_t* positions, const float* inv_freq, int64_t T, int64_t n_heads,
-                  int64_t D, cudaStream_t s);
+                  int64_t D, int64_t half, cudaStream_t s);
 void rope_backward(void* dx, DType xt, const int32_t* positions, const float* inv_freq, int64_t T, int64_t n_heads,
-                   int64_t D, cudaStream_t s);
+                   int64_t D, int64_t half, cudaStream_t s);
 
 // ---- attention.cu ---- packed varlen, GQA, causal or bidirectional, never L x L.
 // q[T,Hq,D], k/v[T,Hkv,D], out[T,Hq,D] share dtype t (F32 or BF16); lse[T,Hq] fp32;
 // cu_seqlens[B+1] on the device; max_len = the longest sequence. D <= 256, even.
 void attention_forward(void* out, float* lse, const void* q, const void* k, const void* v, DType t,
                        const int32_t* cu_seqlens, int64_t B, int64_t max_len, int64_t T, int64_t Hq, int64_t Hkv,
-                       int64_t D, bool causal, float scale, cudaStream_t s);
+                       int64_t D, bool causal, float scale, double softcap, int64_t window, cudaStream_t s);
+// softcap > 0: scores -> softcap tanh(s / softcap); window > 0: keys with i - j < window only.
 // dq, dk, dv overwritten; delta[T,Hq] fp32 scratch (rowsum(dout * out))
 void attention_backward(void* dq, void* dk, void* dv, float* delta, const void* dout, const void* q, const void* k,
                         const void* v, const void* out, const float* lse, DType t, const int32_t* cu_seqlens,
                         int64_t B, int64_t max_len, int64_t T, int64_t Hq, int64_t Hkv, int64_t D, bool causal,
-                        float scale, cudaStream_t s);
+                        float scale, double softcap, int64_t window, cudaStream_t s);
 bool attention_supports_head_dim(int64_t D);
 
 // ---- activations.cu ---- elementwise over n
@@ -57,6 +68,15 @@ void swiglu_backward(void* dgate, DType dgt, void* dup, DType dut, const void* d
 void gelu_forward(void* out, DType ot, const void* x, DType xt, int64_t n, cudaStream_t s);
 void gelu_backward(void* dx, DType dxt, const void* dout, DType dt, const void* x, DType xt, int64_t n,
                    cudaStream_t s);
+
+// act: 0 silu, 1 erf gelu, 2 tanh gelu, 3 relu (core Activation); out = act(x) or act(gate) * up
+void activation_forward(void* out, DType ot, const void* x, DType xt, int64_t n, int act, cudaStream_t s);
+void activation_backward(void* dx, DType dxt, const void* dout, DType dt, const void* x, DType xt, int64_t n, int act,
+                         cudaStream_t s);
+void gated_forward(void* out, DType ot, const void* gate, DType gt, const void* up, DType ut, int64_t n, int act,
+                   cudaStream_t s);
+void gated_backward(void* dgate, DType dgt, void* dup, DType dut, const void* dout, DType dt, const void* gate,
+                    DType gt, const void* up, DType ut, int64_t n, int act, cudaStream_t s);
 
 // ---- dropout.cu ---- out[T,N] = x * keep(seed, row_keys[t], j) / (1 - p); row_keys[T] (device).
 // The backward is the same map applied to dout.

@@ -7,10 +7,10 @@ namespace lmdr::cuda {
 
 // ---- kernels ----
 
-// x[T, n_heads, D]; positions[T]; inv_freq[D/2]; one thread per (t, head, i < D/2)
+// x[T, n_heads, D]; positions[T]; inv_freq[half]; one thread per (t, head, i < half); dims
+// >= 2*half of each head pass through (partial rotary)
 __global__ void rope_kernel(void* x, DType xt, const int32_t* positions, const float* inv_freq, int64_t T,
-                            int64_t n_heads, int64_t D, float direction) {
-  const int64_t half = D / 2;
+                            int64_t n_heads, int64_t D, int64_t half, float direction) {
   const int64_t n = T * n_heads * half;
   for (int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; idx < n; idx += int64_t(gridDim.x) * blockDim.x) {
     int64_t i = idx % half;
@@ -30,18 +30,18 @@ __global__ void rope_kernel(void* x, DType xt, const int32_t* positions, const f
 // ---- launchers ----
 
 void rope_forward(void* x, DType xt, const int32_t* positions, const float* inv_freq, int64_t T, int64_t n_heads,
-                  int64_t D, cudaStream_t stream) {
-  int64_t n = T * n_heads * (D / 2);
+                  int64_t D, int64_t half, cudaStream_t stream) {
+  int64_t n = T * n_heads * half;
   if (n <= 0) return;
-  rope_kernel<<<grid_for(n), 256, 0, stream>>>(x, xt, positions, inv_freq, T, n_heads, D, 1.f);
+  rope_kernel<<<grid_for(n), 256, 0, stream>>>(x, xt, positions, inv_freq, T, n_heads, D, half, 1.f);
   LMDR_LAUNCH_CHECK("rope_kernel");
 }
 
 void rope_backward(void* dx, DType xt, const int32_t* positions, const float* inv_freq, int64_t T, int64_t n_heads,
-                   int64_t D, cudaStream_t stream) {
-  int64_t n = T * n_heads * (D / 2);
+                   int64_t D, int64_t half, cudaStream_t stream) {
+  int64_t n = T * n_heads * half;
   if (n <= 0) return;
-  rope_kernel<<<grid_for(n), 256, 0, stream>>>(dx, xt, positions, inv_freq, T, n_heads, D, -1.f);
+  rope_kernel<<<grid_for(n), 256, 0, stream>>>(dx, xt, positions, inv_freq, T, n_heads, D, half, -1.f);
   LMDR_LAUNCH_CHECK("rope_kernel");
 }
 

@@ -40,6 +40,26 @@ export interface ModelConfigNative {
   ropeTheta: number;
   ropeScaling: null | { factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositionEmbeddings: number };
   qkvBias: boolean; // qwen2
+  // The rest of the decoder description (cpp/core/model_config.h); each optional, defaults = llama.
+  rotaryDim?: number; // rotated dims per head (partial rotary); 0 = headDim
+  oBias?: boolean;
+  mlpBias?: boolean;
+  norm?: 'rms' | 'layer';
+  normOffset?: number; // RMSNorm scales by (w + normOffset): gemma 1
+  qkNorm?: boolean; // qwen3
+  parallelBlock?: boolean; // phi
+  sandwichNorms?: boolean; // gemma2
+  fusedQkv?: boolean; // phi3
+  gatedMlp?: boolean; // false: fc1 -> act -> fc2 (phi)
+  fusedGateUp?: boolean; // phi3
+  activation?: 'silu' | 'gelu' | 'gelu_tanh' | 'relu';
+  embedScale?: number; // gemma
+  attnScale?: number; // 0 = 1/sqrt(headDim)
+  attnSoftcap?: number;
+  finalSoftcap?: number;
+  slidingWindow?: number;
+  slidingLayers?: boolean[] | null; // per layer: attends within slidingWindow
+  tieWordEmbeddings?: boolean; // LM head = embed_tokens
   // bert
   maxPositions: number;
   typeVocab: number;
@@ -94,6 +114,10 @@ export interface NativeModel {
   backward(dPooled: Float32Array): Promise<void>;
   /** Per-layer recompute during backward instead of keeping every activation. */
   setRecompute(on: boolean): void;
+  /** Upload the causal-LM head (lm_head.weight, and lm_head.bias when given); not needed when the embeddings are tied. */
+  loadLmHead(tensors: TensorSource[]): Promise<void>;
+  /** log p(ids[j] | ids[<j]) for j = targetStart[b] .. L_b-1 of each sequence, concatenated; the vocabulary in blocks (vocabBlock ids per block). */
+  tokenLogprobs(ids: Int32Array, cuSeqlens: Int32Array, targetStart: Int32Array, vocabBlock?: number): Promise<Float64Array>;
 
   addLora(spec: LoraSpec): void;
   /** 'lora': only LoRA weights train; 'full': every base weight trains (no LoRA); 'none' */

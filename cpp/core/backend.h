@@ -26,6 +26,16 @@ namespace lmdr {
 
 enum class Pooling : uint8_t { Eos, Cls, Mean };  // Eos = last token of each sequence
 
+// Elementwise activations: silu, erf GELU, tanh-approximated GELU (HF "gelu_new" /
+// "gelu_pytorch_tanh": 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))) and ReLU.
+enum class Activation : uint8_t { Silu, Gelu, GeluTanh, Relu };
+
+// What distinguishes the attention of some architectures (defaults: plain softmax attention).
+struct AttentionMods {
+  double softcap = 0;  // > 0: scores s -> softcap * tanh(s / softcap) before masking (Gemma 2)
+  int64_t window = 0;  // > 0: query i sees keys j with i - j < window only (sliding window)
+};
+
 // Llama-3 style rope_scaling ("rope_type": "llama3"); factor == 0 means no scaling.
 struct RopeScaling {
   double factor = 0, low_freq_factor = 1, high_freq_factor = 4;
@@ -74,12 +84,13 @@ class Backend {
   virtual void axpy(Tensor& y, double a, const Tensor& x) = 0;           // y += a * x
 
   // ---- normalisation (statistics saved in F32 on CUDA, compute dtype on CPU) ----
-  // out[T,H] = x / sqrt(mean(x^2) + eps) * w ; rstd[T]
+  // out[T,H] = x / sqrt(mean(x^2) + eps) * (w + w_offset) ; rstd[T]. w_offset is 1 for
+  // Gemma's RMSNorm (weights stored as w - 1), 0 otherwise.
   virtual void rmsnorm_forward(Tensor& out, Tensor& rstd, const Tensor& x, const Tensor& w,
-                               double eps) = 0;
+                               double eps, double w_offset = 0) = 0;
   // dx[T,H] (overwritten), dw[H] (accumulate; may be undefined = frozen)
   virtual void rmsnorm_backward(Tensor& dx, Tensor* dw, const Tensor& dout, const Tensor& x,
-                                const Tensor& w, const Tensor& rstd) = 0;
+                                const Tensor& w, const Tensor& rstd, double w_offset = 0) = 0;
   // out[T,H] = (x - mean) * rstd * w + b ; mean[T], rstd[T]
   virtual void layernorm_forward(Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x,
                                  const Tensor& w, const Tensor& b, double eps) = 0;
@@ -89,8 +100,10 @@ class Backend {
                                   const Tensor& rstd) = 0;
 
   // ---- rotary embedding, rotate-half convention (HF), in place ----
-  // x[T, n_heads, D]; inv_freq[D/2] F64 on host (already llama3-scaled); positions come from
-  // cu_seqlens (0..L-1 per sequence). HF computes angle = float32(pos * inv_freq).
+  // x[T, n_heads, D]; inv_freq[R/2] F64 on host (already llama3-scaled), R <= D the rotary
+  // dims: pairs (i, i + R/2) of the first R dims of each head turn, the rest pass through
+  // (partial rotary, Phi). Positions come from cu_seqlens (0..L-1 per sequence). HF computes
+  // angle = float32(pos * inv_freq).
   virtual void rope_forward(Tensor& x, const std::vector<double>& inv_freq,
                             const std::vector<int32_t>& cu_seqlens) = 0;
   // Inverse rotation of the gradient, in place.
@@ -103,13 +116,13 @@ class Backend {
   // attention only within each sequence.
   virtual void attention_forward(Tensor& out, Tensor& lse, const Tensor& q, const Tensor& k,
                                  const Tensor& v, const std::vector<int32_t>& cu_seqlens,
-                                 bool causal, double scale) = 0;
+                                 bool causal, double scale, const AttentionMods& mods = {}) = 0;
   // dq, dk, dv overwritten.
   virtual void attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout,
                                   const Tensor& q, const Tensor& k, const Tensor& v,
                                   const Tensor& out, const Tensor& lse,
                                   const std::vector<int32_t>& cu_seqlens, bool causal,
-                                  double scale) = 0;
+                                  double scale, const AttentionMods& mods = {}) = 0;
 
   // ---- activations ----
   virtual void swiglu_forward(Tensor& out, const Tensor& gate, const Tensor& up) = 0;  // silu(g)*u, [T,I]
@@ -117,6 +130,13 @@ class Backend {
                                const Tensor& up) = 0;
   virtual void gelu_forward(Tensor& out, const Tensor& x) = 0;  // erf GELU
   virtual void gelu_backward(Tensor& dx, const Tensor& dout, const Tensor& x) = 0;
+  // out = act(x), [T,N]; act(gate) * up for the gated form (SwiGLU, GeGLU). Silu-gated and
+  // erf-GELU are the ops above.
+  virtual void activation_forward(Tensor& out, const Tensor& x, Activation act) = 0;
+  virtual void activation_backward(Tensor& dx, const Tensor& dout, const Tensor& x, Activation act) = 0;
+  virtual void gated_forward(Tensor& out, const Tensor& gate, const Tensor& up, Activation act) = 0;
+  virtual void gated_backward(Tensor& dgate, Tensor& dup, const Tensor& dout, const Tensor& gate,
+                              const Tensor& up, Activation act) = 0;
   // LoRA dropout with a counter-based RNG so a re-run reproduces the mask exactly:
   // element (t, j) is kept iff hash(seed, row_keys[t], j) >= p; kept values scaled 1/(1-p).
   // x,out [T,N]; row_keys[T] host (stable per token, independent of batching/chunking).
@@ -124,6 +144,19 @@ class Backend {
                                const std::vector<uint64_t>& row_keys) = 0;
   virtual void dropout_backward(Tensor& dx, const Tensor& dout, double p, uint64_t seed,
                                 const std::vector<uint64_t>& row_keys) = 0;
+
+  // ---- column blocks of row-major matrices (fused projections) ----
+  // dst[:, dst_col : dst_col+ncols] = src[:, src_col : src_col+ncols]; dst[R,Cd], src[R,Cs].
+  virtual void copy_columns(Tensor& dst, int64_t dst_col, const Tensor& src, int64_t src_col,
+                            int64_t ncols) = 0;
+
+  // ---- causal-LM head, one vocabulary block at a time (never [tokens x vocab]) ----
+  // logits[N,Vb] (compute dtype) hold the block's scores for vocabulary ids v0..v0+Vb-1; they
+  // are soft-capped in place first when softcap > 0. Running log-sum-exp state max[N], sum[N]
+  // (F32 on CUDA, compute dtype on CPU; start at -inf / 0) absorbs the block, and target[N]
+  // receives the (capped) logit of targets[n] when it falls in the block. targets: host int32.
+  virtual void logits_block_update(Tensor& logits, Tensor& run_max, Tensor& run_sum, Tensor& target,
+                                   const std::vector<int32_t>& targets, int64_t v0, double softcap) = 0;
 
   // ---- embeddings ----
   // out[T,H] (= or += when accumulate) table[V,H][ids[t]]; ids host int32, validated by core.

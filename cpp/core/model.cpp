@@ -27,7 +27,16 @@ static void check_config(const ModelConfig& c) {
                 std::to_string(c.kv_heads));
   if (!(c.norm_eps > 0)) throw Error("model config: normEps must be positive");
   if (c.arch == ModelConfig::Arch::Decoder) {
-    if (c.head_dim % 2 != 0) throw Error("model config: headDim " + std::to_string(c.head_dim) + " must be even for RoPE");
+    const int64_t rot = c.rotary_dim > 0 ? c.rotary_dim : c.head_dim;
+    if (rot % 2 != 0 || rot > c.head_dim)
+      throw Error("model config: rotary dims " + std::to_string(rot) + " must be even and at most headDim " +
+                  std::to_string(c.head_dim));
+    if (!c.sliding_layers.empty() && int64_t(c.sliding_layers.size()) != c.layers)
+      throw Error("model config: slidingLayers has " + std::to_string(c.sliding_layers.size()) + " entries for " +
+                  std::to_string(c.layers) + " layers");
+    if (!c.sliding_layers.empty() && c.sliding_window <= 0)
+      throw Error("model config: slidingLayers needs a positive slidingWindow");
+    if (c.parallel_block && c.sandwich_norms) throw Error("model config: parallelBlock and sandwichNorms exclude each other");
     if (!(c.rope_theta > 0)) throw Error("model config: ropeTheta must be positive");
   } else {
     positive(c.max_positions, "maxPositions");
@@ -164,6 +173,75 @@ Tensor Model::forward(const std::vector<int32_t>& ids, const std::vector<int32_t
 Tensor Model::hidden_states(const std::vector<int32_t>& ids, const std::vector<int32_t>& cu_seqlens) {
   Batch b = make_batch(ids, cu_seqlens, ForwardOptions{});
   return run_layers(b, nullptr);
+}
+
+void Model::load_lm_head(const std::vector<TensorSource>& sources) {
+  if (lm_head_weight_ || config_.tie_word_embeddings) return;  // tied: the head is embed_tokens
+  std::vector<WeightTarget> targets;
+  auto make = [&](const std::string& name, std::vector<int64_t> shape) {
+    auto p = std::make_unique<Param>();
+    p->name = name;
+    p->value = be_->empty(std::move(shape));
+    Param* raw = p.get();
+    lm_head_params_.push_back(std::move(p));  // not a model parameter: never trains, never saved
+    targets.push_back({name, &raw->value});
+    return raw;
+  };
+  Param* w = make("lm_head.weight", {config_.vocab, config_.hidden});
+  Param* b = nullptr;
+  for (const auto& s : sources)
+    if (s.name == "lm_head.bias") b = make("lm_head.bias", {config_.vocab});
+  upload_weights(*be_, sources, targets);
+  lm_head_weight_ = w;
+  lm_head_bias_ = b;
+}
+
+std::vector<double> Model::token_logprobs(const std::vector<int32_t>& ids, const std::vector<int32_t>& cu_seqlens,
+                                          const std::vector<int32_t>& target_start, int64_t vocab_block) {
+  Batch b = make_batch(ids, cu_seqlens, ForwardOptions{});
+  if (int64_t(target_start.size()) != b.seqs)
+    throw Error("scoreTokens: " + std::to_string(target_start.size()) + " target starts for " +
+                std::to_string(b.seqs) + " sequences");
+  LmHead head = lm_head();
+  // rows[n]: the hidden state that predicts targets[n] (the token before it)
+  std::vector<int32_t> rows, targets;
+  for (int64_t s = 0; s < b.seqs; s++) {
+    const int32_t len = cu_seqlens[s + 1] - cu_seqlens[s];
+    if (target_start[s] < 1 || target_start[s] > len)
+      throw Error("scoreTokens: sequence " + std::to_string(s) + " of " + std::to_string(len) +
+                  " tokens: targets must start at a position in [1, " + std::to_string(len) + "], got " +
+                  std::to_string(target_start[s]));
+    for (int32_t j = target_start[s]; j < len; j++) {
+      rows.push_back(cu_seqlens[s] + j - 1);
+      targets.push_back(ids[size_t(cu_seqlens[s] + j)]);
+    }
+  }
+  const int64_t N = int64_t(rows.size()), H = config_.hidden, V = config_.vocab;
+  std::vector<double> out(static_cast<size_t>(N));
+  if (N == 0) return out;
+  Tensor h = run_layers(b, nullptr);
+  Tensor hn = be_->empty({N, H});
+  be_->embedding_forward(hn, h, rows, false);  // gather the predicting rows
+  h = Tensor();
+  const DType st = be_->act_dtype() == DType::F64 ? DType::F64 : DType::F32;
+  Tensor mx = be_->empty({N}, st), sum = be_->zeros({N}, st), tgt = be_->zeros({N}, st);
+  be_->fill(mx, -INFINITY);
+  // ~16M logits per block at most; the whole vocabulary when it fits
+  const int64_t Vb = std::max<int64_t>(1, std::min(V, vocab_block > 0 ? vocab_block : (int64_t(1) << 24) / N));
+  Tensor logits = be_->empty({N, Vb});
+  for (int64_t v0 = 0; v0 < V; v0 += Vb) {
+    const int64_t n = std::min(Vb, V - v0);
+    Tensor lb = n == Vb ? logits : be_->empty({N, n});
+    be_->matmul(lb, hn, head.weight->rows(v0, v0 + n), false, true, 1.f, 0.f);  // [N,n] = hn W[v0:v0+n]^T
+    if (head.bias) be_->add_bias(lb, head.bias->rows(v0, v0 + n));
+    be_->logits_block_update(lb, mx, sum, tgt, targets, v0, head.softcap);
+  }
+  std::vector<double> m(static_cast<size_t>(N)), z(m), t(m);
+  be_->download(m.data(), DType::F64, mx);
+  be_->download(z.data(), DType::F64, sum);
+  be_->download(t.data(), DType::F64, tgt);
+  for (int64_t n = 0; n < N; n++) out[size_t(n)] = t[size_t(n)] - (m[size_t(n)] + std::log(z[size_t(n)]));
+  return out;
 }
 
 // d(pooled_raw) from d(y), y = x / max(||x||, 1e-12), on the host in F64 ([B,H] is small):

@@ -45,6 +45,16 @@ class Model {
   void backward(const std::vector<float>& d_pooled);
   void set_recompute(bool on) { recompute_ = on; }
 
+  // ---- causal-LM head (decoders) ----
+  // Uploads lm_head.weight [vocab, hidden] (and lm_head.bias [vocab] when the sources hold it);
+  // not needed when the config ties the head to the embeddings.
+  void load_lm_head(const std::vector<TensorSource>& sources);
+  // log p(ids[j] | ids[..j-1]) for j = target_start[b] .. L_b - 1 of every sequence b
+  // (target_start >= 1), concatenated in order. The vocabulary is processed in blocks, so no
+  // [targets x vocab] matrix exists, let alone [tokens x vocab].
+  std::vector<double> token_logprobs(const std::vector<int32_t>& ids, const std::vector<int32_t>& cu_seqlens,
+                                     const std::vector<int32_t>& target_start, int64_t vocab_block = 0);
+
   // ---- LoRA and training state (training.cpp, lora.cpp) ----
   void add_lora(const LoraSpec& spec);
   void set_trainable(TrainMode mode);
@@ -81,6 +91,15 @@ class Model {
   virtual std::unique_ptr<Activations> head_forward(Tensor& out, const Tensor& x, bool keep) = 0;
   virtual void head_backward(Tensor& dx, const Tensor& dout, const Tensor& x, Activations* acts) = 0;
   bool embeddings_trainable() const { return mode_ == TrainMode::Full; }
+  // The head's weight [vocab, hidden], optional bias [vocab] and final logit soft-cap.
+  struct LmHead {
+    const Tensor* weight = nullptr;
+    const Tensor* bias = nullptr;
+    double softcap = 0;
+  };
+  virtual LmHead lm_head() { throw Error("scoreTokens: this architecture has no causal-LM head"); }
+  Param* lm_head_weight_ = nullptr;
+  Param* lm_head_bias_ = nullptr;
 
   ModelConfig config_;
   Backend* be_;
@@ -106,6 +125,7 @@ class Model {
   };
   Tensor run_layers(const Batch& b, Saved* keep);  // final hidden states [T,H]; keep: store for backward
   std::unique_ptr<Saved> saved_;
+  std::vector<std::unique_ptr<Param>> lm_head_params_;
   bool recompute_ = false;
   TrainMode mode_ = TrainMode::None;
   bool has_lora_ = false;

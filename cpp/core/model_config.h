@@ -14,10 +14,31 @@ struct ModelConfig {
   Arch arch = Arch::Decoder;
   int64_t hidden = 0, layers = 0, heads = 0, kv_heads = 0, head_dim = 0, intermediate = 0, vocab = 0;
   double norm_eps = 1e-6;
-  // decoder
+  // decoder: one graph, and this description of what each architecture does differently
+  // (lib/model/config.ts fills it from config.json per model_type)
   double rope_theta = 10000;
   RopeScaling rope_scaling;  // factor 0 = none
-  bool qkv_bias = false;     // qwen2
+  int64_t rotary_dim = 0;    // rotated dims per head (phi: partial_rotary_factor); 0 = head_dim
+  bool qkv_bias = false;     // q/k/v biases (qwen2, phi)
+  bool o_bias = false;       // output projection bias (phi "dense")
+  bool mlp_bias = false;     // fc1/fc2 biases (phi)
+  enum class Norm : uint8_t { Rms, Layer };  // RMSNorm, or LayerNorm with bias (phi)
+  Norm norm = Norm::Rms;
+  double norm_offset = 0;    // RMSNorm scales by (w + offset): 1 for Gemma's (1 + w)
+  bool qk_norm = false;      // per-head RMSNorm of q and k before RoPE (qwen3 q_norm/k_norm)
+  bool parallel_block = false;  // phi: h + attn(ln(h)) + mlp(ln(h)), one norm per layer
+  bool sandwich_norms = false;  // gemma2: post_attention, pre_ and post_feedforward norms
+  bool fused_qkv = false;       // phi3 qkv_proj [q|k|v]
+  bool gated_mlp = true;        // act(gate) * up -> down; false: fc1 -> act -> fc2 (phi)
+  bool fused_gate_up = false;   // phi3 gate_up_proj [gate|up]
+  Activation act = Activation::Silu;
+  double embed_scale = 0;       // > 0: embeddings times this (gemma: sqrt(hidden) in the checkpoint dtype)
+  double attn_scale = 0;        // > 0: score scale (gemma2: query_pre_attn_scalar^-0.5); 0 = 1/sqrt(head_dim)
+  double attn_softcap = 0;      // gemma2 attn_logit_softcapping
+  double final_softcap = 0;     // gemma2 final_logit_softcapping (LM head)
+  int64_t sliding_window = 0;   // with sliding_layers: the layers that attend within a window
+  std::vector<uint8_t> sliding_layers;  // empty = none; else one flag per layer
+  bool tie_word_embeddings = false;     // LM head = embed_tokens
   // bert
   int64_t max_positions = 0, type_vocab = 0;
 };

@@ -1,4 +1,5 @@
-// Activations: SwiGLU (Llama MLP), erf-GELU (BERT), and LoRA dropout (cpu/dropout_hash.h).
+// Activations: SwiGLU (Llama MLP), erf-GELU (BERT), the rest of Activation (tanh GELU, ReLU,
+// gated forms: Phi, Gemma, T5), and LoRA dropout (cpu/dropout_hash.h).
 // exp/erfc come from cpu/approx_math.h so the float loops vectorise.
 #include <algorithm>
 #include <cmath>
@@ -91,6 +92,80 @@ template <typename T> void gelu_backward(T* dx, const T* dout, const T* x, int64
   });
 }
 
+// The other activations, scalar (only Phi, Gemma and T5 use them): value and derivative.
+//   GeluTanh(x) = 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3)   (HF gelu_new /
+//   gelu_pytorch_tanh);  d/dx = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) sqrt(2/pi) (1 + 3 0.044715 x^2)
+template <typename T> static inline void act_eval(T x, Activation act, T& value, T& deriv) {
+  switch (act) {
+    case Activation::Silu: {
+      const T sig = T(1) / (T(1) + std::exp(-x));
+      value = x * sig;
+      deriv = sig * (T(1) + x * (T(1) - sig));
+      return;
+    }
+    case Activation::Gelu: {
+      value = T(0.5) * x * std::erfc(-x * T(M_SQRT1_2));
+      deriv = T(0.5) * std::erfc(-x * T(M_SQRT1_2)) + x * std::exp(T(-0.5) * x * x) * T(0.3989422804014327);
+      return;
+    }
+    case Activation::GeluTanh: {
+      const T c = T(0.7978845608028654), a = T(0.044715);
+      const T th = std::tanh(c * (x + a * x * x * x));
+      value = T(0.5) * x * (T(1) + th);
+      deriv = T(0.5) * (T(1) + th) + T(0.5) * x * (T(1) - th * th) * c * (T(1) + T(3) * a * x * x);
+      return;
+    }
+    case Activation::Relu:
+      value = x > T(0) ? x : T(0);
+      deriv = x > T(0) ? T(1) : T(0);
+      return;
+  }
+}
+
+template <typename T> void activation_forward(T* out, const T* x, int64_t n, Activation act) {
+  parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; i++) {
+      T v, d;
+      act_eval(x[i], act, v, d);
+      out[i] = v;
+    }
+  });
+}
+
+template <typename T> void activation_backward(T* dx, const T* dout, const T* x, int64_t n, Activation act) {
+  parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; i++) {
+      T v, d;
+      act_eval(x[i], act, v, d);
+      dx[i] = dout[i] * d;
+    }
+  });
+}
+
+// out = act(gate) * up ; dgate = dout * up * act'(gate), dup = dout * act(gate)
+template <typename T> void gated_forward(T* out, const T* gate, const T* up, int64_t n, Activation act) {
+  parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; i++) {
+      T v, d;
+      act_eval(gate[i], act, v, d);
+      out[i] = v * up[i];
+    }
+  });
+}
+
+template <typename T>
+void gated_backward(T* dgate, T* dup, const T* dout, const T* gate, const T* up, int64_t n, Activation act) {
+  parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; i++) {
+      T v, d;
+      act_eval(gate[i], act, v, d);
+      const T g = dout[i];
+      dup[i] = g * v;
+      dgate[i] = g * up[i] * d;  // written last: dgate may alias dout
+    }
+  });
+}
+
 // out[R,C] = x * mask / (1 - p), mask from (seed, row_keys[r], c). p >= 1 drops everything.
 template <typename T>
 void dropout_apply(T* out, const T* x, int64_t rows, int64_t cols, double p, uint64_t seed,
@@ -113,6 +188,10 @@ void dropout_apply(T* out, const T* x, int64_t rows, int64_t cols, double p, uin
   template void swiglu_backward<T>(T*, T*, const T*, const T*, const T*, int64_t);           \
   template void gelu_forward<T>(T*, const T*, int64_t);                                      \
   template void gelu_backward<T>(T*, const T*, const T*, int64_t);                           \
+  template void activation_forward<T>(T*, const T*, int64_t, Activation);                  \
+  template void activation_backward<T>(T*, const T*, const T*, int64_t, Activation);       \
+  template void gated_forward<T>(T*, const T*, const T*, int64_t, Activation);             \
+  template void gated_backward<T>(T*, T*, const T*, const T*, const T*, int64_t, Activation); \
   template void dropout_apply<T>(T*, const T*, int64_t, int64_t, double, uint64_t,           \
                                  const std::vector<uint64_t>&);
 LMDR_INSTANTIATE(float)

@@ -1,6 +1,8 @@
 // Attention over packed variable-length sequences with grouped-query heads.
 // q[T,Hq,D], k/v[T,Hkv,D]; query head h reads kv head h / (Hq/Hkv); sequence b owns rows
-// cu[b]..cu[b+1]. Scores s_ij = scale * q_i.k_j, j <= i when causal.
+// cu[b]..cu[b+1]. Scores s_ij = scale * q_i.k_j, j <= i when causal; with AttentionMods,
+// s_ij -> c tanh(s_ij / c) (soft-capping, Gemma 2) and only keys with i - j < window are seen
+// (sliding window; HF masks kv_idx <= q_idx - sliding_window).
 //
 // Forward: flash-style. A task is (sequence, head, block of kQ query rows); it streams key
 // blocks of kK rows, keeping a running max m_i, a running sum l_i (double) and an output
@@ -162,7 +164,23 @@ template <typename T> struct Shapes {
   const std::vector<int32_t>* cu;
   bool causal;
   T scale;
+  T softcap;       // 0 = none
+  int64_t window;  // 0 = none
 };
+
+// First key (relative to block start j0) that query `qi` may see: the sliding window's edge.
+template <typename T> LMDR_INLINE int64_t first_visible(const Shapes<T>& sh, int64_t qi, int64_t j0) {
+  return sh.window > 0 ? std::max<int64_t>(0, qi - sh.window + 1 - j0) : 0;
+}
+
+// s -> c tanh(s / c) on n entries; dcap[j] = 1 - tanh^2 (the derivative) when dcap is given.
+template <typename T> LMDR_INLINE void softcap_row(T* s, int64_t n, T c, T* dcap) {
+  for (int64_t j = 0; j < n; j++) {
+    const T t = std::tanh(s[j] / c);
+    s[j] = c * t;
+    if (dcap) dcap[j] = T(1) - t * t;
+  }
+}
 
 template <typename T, int VB>
 LMDR_INLINE void forward_tasks(T* out, T* lse, const T* q, const T* k, const T* v,
@@ -182,7 +200,8 @@ LMDR_INLINE void forward_tasks(T* out, T* lse, const T* q, const T* k, const T* 
     std::fill(m, m + kQ, neg_inf);
     std::fill(l, l + kQ, 0.0);
     const int64_t kend = sh.causal ? q0 + nq : L;
-    for (int64_t j0 = 0; j0 < kend; j0 += kK) {
+    const int64_t kbegin = sh.window > 0 ? std::max<int64_t>(0, q0 - sh.window + 1) / kK * kK : 0;
+    for (int64_t j0 = kbegin; j0 < kend; j0 += kK) {
       const int64_t nk = std::min(kK, kend - j0);
       load_transposed(kt.data(), k, row0 + j0, nk, Hkv, kh, D);
       std::fill(s.begin(), s.end(), T(0));
@@ -191,10 +210,13 @@ LMDR_INLINE void forward_tasks(T* out, T* lse, const T* q, const T* k, const T* 
         T* __restrict si = s.data() + i * kK;
         // keys visible to query q0+i in this block: j < limit; the rest get p = 0
         const int64_t limit = sh.causal ? std::max<int64_t>(0, std::min(nk, q0 + i - j0 + 1)) : nk;
-        if (limit == 0) {  // a causal row that sees none of this block
+        const int64_t first = std::min(first_visible(sh, q0 + i, j0), limit);
+        if (limit == first) {  // a row that sees none of this block
           std::fill(si, si + kK, T(0));
           continue;
         }
+        if (sh.softcap > 0) softcap_row(si, nk, sh.softcap, static_cast<T*>(nullptr));
+        for (int64_t j = 0; j < first; j++) si[j] = neg_inf;
         for (int64_t j = limit; j < kK; j++) si[j] = neg_inf;
         const T mx = std::max(m[i], row_max<T, VB>(si));
         const T corr = m[i] == neg_inf ? T(0) : exp_approx(T(m[i] - mx));
@@ -231,7 +253,7 @@ LMDR_INLINE void backward_tasks(T* dq, T* dk, T* dv, const T* dout, const T* q, 
   const int64_t Hq = sh.Hq, Hkv = sh.Hkv, D = sh.D, group = Hq / Hkv, ldq = Hq * D, ldk = Hkv * D;
   const std::vector<int32_t>& cu = *sh.cu;
   const T sc = sh.scale;
-  std::vector<T> kt(D * kK), vt(D * kK), s(kQ * kK), dp(kQ * kK), dkb(kK * D), dvb(kK * D), delta;
+  std::vector<T> kt(D * kK), vt(D * kK), s(kQ * kK), dp(kQ * kK), dkb(kK * D), dvb(kK * D), delta, dcap(kK);
   for (int64_t ti = t0; ti < t1; ti++) {
     const int64_t b = ti / (Hkv * splits), kh = ti / splits % Hkv, sp = ti % splits;
     const int64_t row0 = cu[b], L = cu[b + 1] - row0;
@@ -267,12 +289,17 @@ LMDR_INLINE void backward_tasks(T* dq, T* dk, T* dv, const T* dout, const T* q, 
           small_gemm<T, VB>(dp.data(), kK, nq, gb, ldq, 1, vt.data(), kK, D, kK, T(1));
           for (int64_t i = 0; i < nq; i++) {
             const int64_t limit = sh.causal ? std::max<int64_t>(0, std::min(nk, i0 + i - j0 + 1)) : nk;
+            const int64_t first = std::min(first_visible(sh, i0 + i, j0), limit);
             const T li = lse[(row0 + i0 + i) * Hq + h], di = delta[g * L + i0 + i];
             T* __restrict si = s.data() + i * kK;
             T* __restrict dpi = dp.data() + i * kK;
+            if (sh.softcap > 0) softcap_row(si, nk, sh.softcap, dcap.data());
+            for (int64_t j = 0; j < first; j++) si[j] = -std::numeric_limits<T>::infinity();
             for (int64_t j = limit; j < kK; j++) si[j] = -std::numeric_limits<T>::infinity();
             exp_row<T, VB>(si, li);  // p_ij (0 where masked)
             for (int64_t j = 0; j < kK; j++) dpi[j] = si[j] * (dpi[j] - di) * sc;  // scale * ds_ij
+            if (sh.softcap > 0)  // through the cap: d(c tanh(s/c))/ds = 1 - tanh^2
+              for (int64_t j = 0; j < nk; j++) dpi[j] *= dcap[j];
           }
           // dv[nk, D] += P^T dout ; dk[nk, D] += dS^T q ; dq[nq, D] += dS k
           small_gemm<T, VB>(dvb.data(), D, nk, s.data(), 1, kK, gb, ldq, nq, D, T(1));
@@ -331,13 +358,13 @@ template <typename Tuple> auto pick(const Tuple& t) {
 template <typename T>
 void attention_forward(T* out, T* lse, const T* q, const T* k, const T* v, int64_t Hq,
                        int64_t Hkv, int64_t D, const std::vector<int32_t>& cu_seqlens,
-                       bool causal, double scale) {
+                       bool causal, double scale, const AttentionMods& mods) {
   const int64_t B = int64_t(cu_seqlens.size()) - 1;
   std::vector<FwdTask> tasks;
   for (int64_t b = 0; b < B; b++)
     for (int64_t h = 0; h < Hq; h++)
       for (int64_t q0 = 0; q0 < cu_seqlens[b + 1] - cu_seqlens[b]; q0 += kQ) tasks.push_back({b, h, q0});
-  const Shapes<T> sh{Hq, Hkv, D, &cu_seqlens, causal, T(scale)};
+  const Shapes<T> sh{Hq, Hkv, D, &cu_seqlens, causal, T(scale), T(mods.softcap), mods.window};
   auto fn = pick(Variants<T>::fwd);
   parallel_for(int64_t(tasks.size()), 1, [&](int64_t t0, int64_t t1) {
     fn(out, lse, q, k, v, sh, tasks.data(), t0, t1);
@@ -347,9 +374,10 @@ void attention_forward(T* out, T* lse, const T* q, const T* k, const T* v, int64
 template <typename T>
 void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k, const T* v,
                         const T* out, const T* lse, int64_t Hq, int64_t Hkv, int64_t D,
-                        const std::vector<int32_t>& cu_seqlens, bool causal, double scale) {
+                        const std::vector<int32_t>& cu_seqlens, bool causal, double scale,
+                        const AttentionMods& mods) {
   const int64_t B = int64_t(cu_seqlens.size()) - 1, T_total = cu_seqlens.empty() ? 0 : cu_seqlens.back();
-  const Shapes<T> sh{Hq, Hkv, D, &cu_seqlens, causal, T(scale)};
+  const Shapes<T> sh{Hq, Hkv, D, &cu_seqlens, causal, T(scale), T(mods.softcap), mods.window};
   // Few (sequence, kv head) pairs for many threads: split key ranges too, at most 8 ways and
   // with at most ~64 MB of dq partials.
   const int64_t want = (2 * num_threads() + B * Hkv - 1) / std::max<int64_t>(B * Hkv, 1);
@@ -371,9 +399,9 @@ void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* q, const T*
   });
 }
 
-template void attention_forward<float>(float*, float*, const float*, const float*, const float*, int64_t, int64_t, int64_t, const std::vector<int32_t>&, bool, double);
-template void attention_forward<double>(double*, double*, const double*, const double*, const double*, int64_t, int64_t, int64_t, const std::vector<int32_t>&, bool, double);
-template void attention_backward<float>(float*, float*, float*, const float*, const float*, const float*, const float*, const float*, const float*, int64_t, int64_t, int64_t, const std::vector<int32_t>&, bool, double);
-template void attention_backward<double>(double*, double*, double*, const double*, const double*, const double*, const double*, const double*, const double*, int64_t, int64_t, int64_t, const std::vector<int32_t>&, bool, double);
+template void attention_forward<float>(float*, float*, const float*, const float*, const float*, int64_t, int64_t, int64_t, const std::vector<int32_t>&, bool, double, const AttentionMods&);
+template void attention_forward<double>(double*, double*, const double*, const double*, const double*, int64_t, int64_t, int64_t, const std::vector<int32_t>&, bool, double, const AttentionMods&);
+template void attention_backward<float>(float*, float*, float*, const float*, const float*, const float*, const float*, const float*, const float*, int64_t, int64_t, int64_t, const std::vector<int32_t>&, bool, double, const AttentionMods&);
+template void attention_backward<double>(double*, double*, double*, const double*, const double*, const double*, const double*, const double*, const double*, int64_t, int64_t, int64_t, const std::vector<int32_t>&, bool, double, const AttentionMods&);
 
 }  // namespace lmdr::cpu

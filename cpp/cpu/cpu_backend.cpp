@@ -94,15 +94,15 @@ template <typename T> class CpuBackend final : public Backend {
 
   // ---- normalisation ----
   void rmsnorm_forward(Tensor& out, Tensor& rstd, const Tensor& x, const Tensor& w,
-                       double eps) override {
+                       double eps, double w_offset) override {
     int64_t H = w.numel();
-    cpu::rmsnorm_forward(p(out, "out"), p(rstd, "rstd"), p(x, "x"), p(w, "w"), lead(x), H, eps);
+    cpu::rmsnorm_forward(p(out, "out"), p(rstd, "rstd"), p(x, "x"), p(w, "w"), lead(x), H, eps, w_offset);
   }
   void rmsnorm_backward(Tensor& dx, Tensor* dw, const Tensor& dout, const Tensor& x,
-                        const Tensor& w, const Tensor& rstd) override {
+                        const Tensor& w, const Tensor& rstd, double w_offset) override {
     int64_t H = w.numel();
     cpu::rmsnorm_backward(p(dx, "dx"), opt(dw, "dw"), p(dout, "dout"), p(x, "x"), p(w, "w"),
-                          p(rstd, "rstd"), lead(x), H);
+                          p(rstd, "rstd"), lead(x), H, w_offset);
   }
   void layernorm_forward(Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x,
                          const Tensor& w, const Tensor& b, double eps) override {
@@ -130,19 +130,19 @@ template <typename T> class CpuBackend final : public Backend {
   // ---- attention ----
   void attention_forward(Tensor& out, Tensor& lse, const Tensor& q, const Tensor& k,
                          const Tensor& v, const std::vector<int32_t>& cu_seqlens, bool causal,
-                         double scale) override {
+                         double scale, const AttentionMods& mods) override {
     check_heads(q, k);
     cpu::attention_forward(p(out, "out"), p(lse, "lse"), p(q, "q"), p(k, "k"), p(v, "v"), q.dim(1),
-                           k.dim(1), q.dim(2), cu_seqlens, causal, scale);
+                           k.dim(1), q.dim(2), cu_seqlens, causal, scale, mods);
   }
   void attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, const Tensor& q,
                           const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
                           const std::vector<int32_t>& cu_seqlens, bool causal,
-                          double scale) override {
+                          double scale, const AttentionMods& mods) override {
     check_heads(q, k);
     cpu::attention_backward(p(dq, "dq"), p(dk, "dk"), p(dv, "dv"), p(dout, "dout"), p(q, "q"),
                             p(k, "k"), p(v, "v"), p(out, "out"), p(lse, "lse"), q.dim(1), k.dim(1),
-                            q.dim(2), cu_seqlens, causal, scale);
+                            q.dim(2), cu_seqlens, causal, scale, mods);
   }
 
   // ---- activations ----
@@ -159,6 +159,40 @@ template <typename T> class CpuBackend final : public Backend {
   }
   void gelu_backward(Tensor& dx, const Tensor& dout, const Tensor& x) override {
     cpu::gelu_backward(p(dx, "dx"), p(dout, "dout"), p(x, "x"), x.numel());
+  }
+  void activation_forward(Tensor& out, const Tensor& x, Activation act) override {
+    if (act == Activation::Gelu) return gelu_forward(out, x);
+    cpu::activation_forward(p(out, "out"), p(x, "x"), x.numel(), act);
+  }
+  void activation_backward(Tensor& dx, const Tensor& dout, const Tensor& x, Activation act) override {
+    if (act == Activation::Gelu) return gelu_backward(dx, dout, x);
+    cpu::activation_backward(p(dx, "dx"), p(dout, "dout"), p(x, "x"), x.numel(), act);
+  }
+  void gated_forward(Tensor& out, const Tensor& gate, const Tensor& up, Activation act) override {
+    if (act == Activation::Silu) return swiglu_forward(out, gate, up);
+    cpu::gated_forward(p(out, "out"), p(gate, "gate"), p(up, "up"), out.numel(), act);
+  }
+  void gated_backward(Tensor& dgate, Tensor& dup, const Tensor& dout, const Tensor& gate, const Tensor& up,
+                      Activation act) override {
+    if (act == Activation::Silu) return swiglu_backward(dgate, dup, dout, gate, up);
+    cpu::gated_backward(p(dgate, "dgate"), p(dup, "dup"), p(dout, "dout"), p(gate, "gate"), p(up, "up"),
+                        dout.numel(), act);
+  }
+  void copy_columns(Tensor& dst, int64_t dst_col, const Tensor& src, int64_t src_col, int64_t ncols) override {
+    const int64_t R = lead(src), Cd = dst.dim(-1), Cs = src.dim(-1);
+    if (lead(dst) != R || dst_col < 0 || src_col < 0 || dst_col + ncols > Cd || src_col + ncols > Cs)
+      throw Error(name() + ": copy_columns: " + std::to_string(ncols) + " columns from " + std::to_string(src_col) +
+                  " of " + src.shape_str() + " to " + std::to_string(dst_col) + " of " + dst.shape_str());
+    cpu::copy_columns(p(dst, "dst"), Cd, dst_col, p(src, "src"), Cs, src_col, R, ncols);
+  }
+  void logits_block_update(Tensor& logits, Tensor& run_max, Tensor& run_sum, Tensor& target,
+                           const std::vector<int32_t>& targets, int64_t v0, double softcap) override {
+    const int64_t N = lead(logits);
+    if (int64_t(targets.size()) != N || run_max.numel() != N || run_sum.numel() != N || target.numel() != N)
+      throw Error(name() + ": logits_block_update: logits" + logits.shape_str() + " with " +
+                  std::to_string(targets.size()) + " targets");
+    cpu::logits_block_update(p(logits, "logits"), p(run_max, "max"), p(run_sum, "sum"), p(target, "target"),
+                             targets.data(), N, logits.dim(-1), v0, softcap);
   }
   void dropout_forward(Tensor& out, const Tensor& x, double prob, uint64_t seed,
                        const std::vector<uint64_t>& row_keys) override {
@@ -251,9 +285,9 @@ template <typename T> class CpuBackend final : public Backend {
   void rope(Tensor& x, const std::vector<double>& inv_freq, const std::vector<int32_t>& cu,
             bool inverse) {
     int64_t D = x.dim(-1), heads = x.dim(-2);
-    if (int64_t(inv_freq.size()) * 2 != D)
+    if (inv_freq.empty() || int64_t(inv_freq.size()) * 2 > D)
       throw Error(name() + ": rope: inv_freq has " + std::to_string(inv_freq.size()) +
-                  " entries for head dim " + std::to_string(D));
+                  " entries for head dim " + std::to_string(D) + " (1 to D/2 expected)");
     cpu::rope_apply(p(x, "x"), heads, D, inv_freq, cu, inverse);
   }
 };

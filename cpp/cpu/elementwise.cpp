@@ -60,7 +60,18 @@ template <typename T> void bias_backward(T* dbias, const T* dy, int64_t rows, in
   });
 }
 
+// dst[R, dst_col..+ncols] = src[R, src_col..+ncols]: splitting fused projections (Phi-3's
+// qkv_proj) into their parts and assembling their gradients.
+template <typename T>
+void copy_columns(T* dst, int64_t ldd, int64_t dst_col, const T* src, int64_t lds, int64_t src_col,
+                  int64_t rows, int64_t ncols) {
+  parallel_for(rows, std::max<int64_t>(1, kFlatGrain / std::max<int64_t>(ncols, 1)), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) std::copy_n(src + r * lds + src_col, ncols, dst + r * ldd + dst_col);
+  });
+}
+
 #define LMDR_INSTANTIATE(T)                                              \
+  template void copy_columns<T>(T*, int64_t, int64_t, const T*, int64_t, int64_t, int64_t, int64_t); \
   template void fill<T>(T*, int64_t, T);                                 \
   template void add<T>(T*, const T*, const T*, int64_t);                 \
   template void scale<T>(T*, int64_t, T);                                \

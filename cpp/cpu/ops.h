@@ -31,10 +31,11 @@ template <typename T> void convert_to(void* dst, DType dst_dtype, const T* src, 
 
 // ---- rmsnorm.cpp ----
 template <typename T>
-void rmsnorm_forward(T* out, T* rstd, const T* x, const T* w, int64_t rows, int64_t H, double eps);
+void rmsnorm_forward(T* out, T* rstd, const T* x, const T* w, int64_t rows, int64_t H, double eps,
+                     double w_offset);
 template <typename T>
 void rmsnorm_backward(T* dx, T* dw /* nullable, accumulate */, const T* dout, const T* x,
-                      const T* w, const T* rstd, int64_t rows, int64_t H);
+                      const T* w, const T* rstd, int64_t rows, int64_t H, double w_offset);
 
 // ---- layernorm.cpp ----
 template <typename T>
@@ -45,7 +46,8 @@ void layernorm_backward(T* dx, T* dw /* nullable */, T* db /* nullable */, const
                         const T* x, const T* w, const T* mean, const T* rstd, int64_t rows,
                         int64_t H);
 
-// ---- rope.cpp ---- x[T, heads, D] in place; inverse=true rotates by -angle (the backward).
+// ---- rope.cpp ---- x[T, heads, D] in place, the first 2*inv_freq.size() dims of each head
+// (partial rotary); inverse=true rotates by -angle (the backward).
 template <typename T>
 void rope_apply(T* x, int64_t heads, int64_t D, const std::vector<double>& inv_freq,
                 const std::vector<int32_t>& cu_seqlens, bool inverse);
@@ -54,11 +56,12 @@ void rope_apply(T* x, int64_t heads, int64_t D, const std::vector<double>& inv_f
 template <typename T>
 void attention_forward(T* out, T* lse, const T* q, const T* k, const T* v, int64_t Hq,
                        int64_t Hkv, int64_t D, const std::vector<int32_t>& cu_seqlens,
-                       bool causal, double scale);
+                       bool causal, double scale, const AttentionMods& mods);
 template <typename T>
 void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k, const T* v,
                         const T* out, const T* lse, int64_t Hq, int64_t Hkv, int64_t D,
-                        const std::vector<int32_t>& cu_seqlens, bool causal, double scale);
+                        const std::vector<int32_t>& cu_seqlens, bool causal, double scale,
+                        const AttentionMods& mods);
 
 // ---- activations.cpp ----
 template <typename T> void swiglu_forward(T* out, const T* gate, const T* up, int64_t n);
@@ -66,10 +69,28 @@ template <typename T>
 void swiglu_backward(T* dgate, T* dup, const T* dout, const T* gate, const T* up, int64_t n);
 template <typename T> void gelu_forward(T* out, const T* x, int64_t n);
 template <typename T> void gelu_backward(T* dx, const T* dout, const T* x, int64_t n);
+// Silu, GeluTanh, Relu (erf GELU and SwiGLU are the functions above), elementwise over n.
+template <typename T> void activation_forward(T* out, const T* x, int64_t n, Activation act);
+template <typename T>
+void activation_backward(T* dx, const T* dout, const T* x, int64_t n, Activation act);
+template <typename T> void gated_forward(T* out, const T* gate, const T* up, int64_t n, Activation act);
+template <typename T>
+void gated_backward(T* dgate, T* dup, const T* dout, const T* gate, const T* up, int64_t n,
+                    Activation act);
 // out[R,C] = x * keep(seed, row_keys[r], c) / (1 - p); the backward is the same map on dout.
 template <typename T>
 void dropout_apply(T* out, const T* x, int64_t rows, int64_t cols, double p, uint64_t seed,
                    const std::vector<uint64_t>& row_keys);
+
+// ---- elementwise.cpp ---- dst[R, dst_col..+ncols] = src[R, src_col..+ncols] (row strides ldd, lds)
+template <typename T>
+void copy_columns(T* dst, int64_t ldd, int64_t dst_col, const T* src, int64_t lds, int64_t src_col,
+                  int64_t rows, int64_t ncols);
+
+// ---- lm_head.cpp ---- logits[N,Vb] (capped in place), running max/sum[N], target[N]
+template <typename T>
+void logits_block_update(T* logits, T* run_max, T* run_sum, T* target, const int32_t* targets,
+                         int64_t N, int64_t Vb, int64_t v0, double softcap);
 
 // ---- embedding.cpp ----
 template <typename T>

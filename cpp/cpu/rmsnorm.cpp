@@ -1,4 +1,5 @@
-// RMSNorm (Llama/Qwen2, HF semantics): out = x * rsqrt(mean(x^2) + eps) * w.
+// RMSNorm (Llama/Qwen2, HF semantics): out = x * rsqrt(mean(x^2) + eps) * (w + w_offset);
+// w_offset = 1 is Gemma's RMSNorm (modeling_gemma.py: output * (1.0 + weight)).
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -10,7 +11,9 @@ namespace lmdr::cpu {
 
 // out[R,H], rstd[R] <- x[R,H], w[H]
 template <typename T>
-void rmsnorm_forward(T* out, T* rstd, const T* x, const T* w, int64_t rows, int64_t H, double eps) {
+void rmsnorm_forward(T* out, T* rstd, const T* x, const T* w, int64_t rows, int64_t H, double eps,
+                     double w_offset) {
+  const T off = T(w_offset);
   parallel_for(rows, std::max<int64_t>(1, 4096 / std::max<int64_t>(H, 1)), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
       const T* xr = x + r * H;
@@ -19,7 +22,7 @@ void rmsnorm_forward(T* out, T* rstd, const T* x, const T* w, int64_t rows, int6
       T rs = T(1.0 / std::sqrt(ss / double(H) + eps));
       rstd[r] = rs;
       T* o = out + r * H;
-      for (int64_t i = 0; i < H; i++) o[i] = xr[i] * rs * w[i];
+      for (int64_t i = 0; i < H; i++) o[i] = xr[i] * rs * (w[i] + off);
     }
   });
 }
@@ -29,15 +32,16 @@ void rmsnorm_forward(T* out, T* rstd, const T* x, const T* w, int64_t rows, int6
 // dx[R,H] overwritten, dw[H] accumulated (null = frozen).
 template <typename T>
 void rmsnorm_backward(T* dx, T* dw, const T* dout, const T* x, const T* w, const T* rstd,
-                      int64_t rows, int64_t H) {
+                      int64_t rows, int64_t H, double w_offset) {
+  const T off = T(w_offset);
   parallel_for(rows, std::max<int64_t>(1, 4096 / std::max<int64_t>(H, 1)), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
       const T *xr = x + r * H, *g = dout + r * H;
       double rs = rstd[r], dot = 0;
-      for (int64_t i = 0; i < H; i++) dot += double(g[i]) * w[i] * xr[i];
+      for (int64_t i = 0; i < H; i++) dot += double(g[i]) * (w[i] + off) * xr[i];
       T c = T(dot * rs * rs * rs / double(H)), rsT = T(rs);
       T* d = dx + r * H;
-      for (int64_t i = 0; i < H; i++) d[i] = rsT * w[i] * g[i] - xr[i] * c;
+      for (int64_t i = 0; i < H; i++) d[i] = rsT * (w[i] + off) * g[i] - xr[i] * c;
     }
   });
   if (!dw) return;
@@ -57,9 +61,9 @@ void rmsnorm_backward(T* dx, T* dw, const T* dout, const T* x, const T* w, const
   });
 }
 
-template void rmsnorm_forward<float>(float*, float*, const float*, const float*, int64_t, int64_t, double);
-template void rmsnorm_forward<double>(double*, double*, const double*, const double*, int64_t, int64_t, double);
-template void rmsnorm_backward<float>(float*, float*, const float*, const float*, const float*, const float*, int64_t, int64_t);
-template void rmsnorm_backward<double>(double*, double*, const double*, const double*, const double*, const double*, int64_t, int64_t);
+template void rmsnorm_forward<float>(float*, float*, const float*, const float*, int64_t, int64_t, double, double);
+template void rmsnorm_forward<double>(double*, double*, const double*, const double*, int64_t, int64_t, double, double);
+template void rmsnorm_backward<float>(float*, float*, const float*, const float*, const float*, const float*, int64_t, int64_t, double);
+template void rmsnorm_backward<double>(double*, double*, const double*, const double*, const double*, const double*, int64_t, int64_t, double);
 
 }  // namespace lmdr::cpu

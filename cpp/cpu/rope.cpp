@@ -1,5 +1,6 @@
 // Rotary position embedding, rotate-half convention (HF Llama/Qwen2), in place on x[T,heads,D].
-// With half = D/2 and a_i = float32(float32(pos) * float32(inv_freq[i])) (HF multiplies in
+// With half = inv_freq.size() (D/2, or less for partial rotary: Phi rotates the first
+// 2*half dims of each head and passes the rest through, modeling_phi.py) and a_i = float32(float32(pos) * float32(inv_freq[i])) (HF multiplies in
 // float32), for i < half:
 //   out[i] = x[i] cos a_i - x[i+half] sin a_i ;  out[i+half] = x[i+half] cos a_i + x[i] sin a_i
 // The backward applies the transpose, i.e. the rotation by -a_i.
@@ -15,7 +16,7 @@ namespace lmdr::cpu {
 template <typename T>
 void rope_apply(T* x, int64_t heads, int64_t D, const std::vector<double>& inv_freq,
                 const std::vector<int32_t>& cu_seqlens, bool inverse) {
-  const int64_t half = D / 2;
+  const int64_t half = int64_t(inv_freq.size());  // < D/2: partial rotary, dims >= 2*half pass through
   int64_t max_len = 0;
   for (size_t b = 0; b + 1 < cu_seqlens.size(); b++)
     max_len = std::max<int64_t>(max_len, cu_seqlens[b + 1] - cu_seqlens[b]);

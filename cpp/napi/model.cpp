@@ -102,6 +102,47 @@ ModelConfig parse_config(Napi::Env env, const Napi::Object& o) {
   if (c.arch == ModelConfig::Arch::Decoder) {
     c.rope_theta = number_field(env, o, "ropeTheta", w);
     c.qkv_bias = bool_field(env, o, "qkvBias", w, false, false);
+    // The architecture description (lib/model/config.ts); every field optional, defaults = llama.
+    auto opt_number = [&](const char* key, double fallback) {
+      Napi::Value v = field(o, key);
+      return v.IsUndefined() || v.IsNull() ? fallback : number_field(env, o, key, w);
+    };
+    auto opt_string = [&](const char* key, const std::string& fallback) {
+      Napi::Value v = field(o, key);
+      return v.IsUndefined() ? fallback : string_field(env, o, key, w);
+    };
+    c.rotary_dim = int64_t(opt_number("rotaryDim", 0));
+    c.o_bias = bool_field(env, o, "oBias", w, false, false);
+    c.mlp_bias = bool_field(env, o, "mlpBias", w, false, false);
+    const std::string norm = opt_string("norm", "rms");
+    if (norm == "rms") c.norm = ModelConfig::Norm::Rms;
+    else if (norm == "layer") c.norm = ModelConfig::Norm::Layer;
+    else throw Napi::TypeError::New(env, "config.norm must be 'rms' or 'layer', got '" + norm + "'");
+    c.norm_offset = opt_number("normOffset", 0);
+    c.qk_norm = bool_field(env, o, "qkNorm", w, false, false);
+    c.parallel_block = bool_field(env, o, "parallelBlock", w, false, false);
+    c.sandwich_norms = bool_field(env, o, "sandwichNorms", w, false, false);
+    c.fused_qkv = bool_field(env, o, "fusedQkv", w, false, false);
+    c.gated_mlp = bool_field(env, o, "gatedMlp", w, true, false);
+    c.fused_gate_up = bool_field(env, o, "fusedGateUp", w, false, false);
+    const std::string act = opt_string("activation", "silu");
+    if (act == "silu") c.act = Activation::Silu;
+    else if (act == "gelu") c.act = Activation::Gelu;
+    else if (act == "gelu_tanh") c.act = Activation::GeluTanh;
+    else if (act == "relu") c.act = Activation::Relu;
+    else throw Napi::TypeError::New(env, "config.activation must be 'silu', 'gelu', 'gelu_tanh' or 'relu', got '" + act + "'");
+    c.embed_scale = opt_number("embedScale", 0);
+    c.attn_scale = opt_number("attnScale", 0);
+    c.attn_softcap = opt_number("attnSoftcap", 0);
+    c.final_softcap = opt_number("finalSoftcap", 0);
+    c.sliding_window = int64_t(opt_number("slidingWindow", 0));
+    Napi::Value sl = field(o, "slidingLayers");
+    if (!sl.IsUndefined() && !sl.IsNull()) {
+      if (!sl.IsArray()) throw Napi::TypeError::New(env, "config.slidingLayers must be an array of booleans or null");
+      auto arr = sl.As<Napi::Array>();
+      for (uint32_t i = 0; i < arr.Length(); i++) c.sliding_layers.push_back(arr.Get(i).ToBoolean().Value() ? 1 : 0);
+    }
+    c.tie_word_embeddings = bool_field(env, o, "tieWordEmbeddings", w, false, false);
     Napi::Value rs = field(o, "ropeScaling");
     if (!rs.IsNull() && !rs.IsUndefined()) {
       if (!rs.IsObject()) throw Napi::TypeError::New(env, "config.ropeScaling must be an object or null");
@@ -262,6 +303,8 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                         InstanceMethod<&NativeModel::HiddenStates>("hiddenStates"),
                         InstanceMethod<&NativeModel::Backward>("backward"),
                         InstanceMethod<&NativeModel::SetRecompute>("setRecompute"),
+                        InstanceMethod<&NativeModel::LoadLmHead>("loadLmHead"),
+                        InstanceMethod<&NativeModel::TokenLogprobs>("tokenLogprobs"),
                         InstanceMethod<&NativeModel::AddLora>("addLora"),
                         InstanceMethod<&NativeModel::SetTrainable>("setTrainable"),
                         InstanceMethod<&NativeModel::Params>("params"),
@@ -381,6 +424,32 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     bool on = arg_bool(info, 0, "on");
     run_sync(info, "setRecompute", [&](Model& m) { m.set_recompute(on); return 0; });
     return info.Env().Undefined();
+  }
+
+  Napi::Value LoadLmHead(const Napi::CallbackInfo& info) {
+    std::vector<TensorSource> sources = parse_sources(info.Env(), array_arg(info, 0, "tensors"));
+    return run_async(
+        info, "loadLmHead", [sources = std::move(sources)](Model& m) { m.load_lm_head(sources); },
+        [](Napi::Env env) -> Napi::Value { return env.Undefined(); });
+  }
+
+  Napi::Value TokenLogprobs(const Napi::CallbackInfo& info) {
+    auto ids = arg_i32(info, 0, "ids");
+    auto cu = arg_i32(info, 1, "cuSeqlens");
+    auto start = arg_i32(info, 2, "targetStart");
+    int64_t block = 0;
+    if (info.Length() > 3 && !info[3].IsUndefined()) block = int_value(info.Env(), info[3], "vocabBlock");
+    auto out = std::make_shared<std::vector<double>>();
+    return run_async(
+        info, "tokenLogprobs",
+        [ids = std::move(ids), cu = std::move(cu), start = std::move(start), block, out](Model& m) {
+          *out = m.token_logprobs(ids, cu, start, block);
+        },
+        [out](Napi::Env env) -> Napi::Value {
+          auto arr = Napi::Float64Array::New(env, out->size());
+          std::copy(out->begin(), out->end(), arr.Data());
+          return arr;
+        });
   }
 
   Napi::Value AddLora(const Napi::CallbackInfo& info) {

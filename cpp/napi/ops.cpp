@@ -167,7 +167,7 @@ void run(Backend* be, const std::string& op, OpCall& c) {
   } else if (op == "rmsnorm_forward") {
     int64_t R = c.dim("rows"), H = c.dim("H");
     Tensor x = c.in("x", {R, H}), w = c.in("w", {H}), o = c.out({R, H}), rstd = c.out({R});
-    be->rmsnorm_forward(o, rstd, x, w, c.number("eps"));
+    be->rmsnorm_forward(o, rstd, x, w, c.number("eps"), c.number_or("wOffset", 0));
     c.result("out", o);
     c.result("rstd", rstd);
   } else if (op == "rmsnorm_backward") {
@@ -175,7 +175,7 @@ void run(Backend* be, const std::string& op, OpCall& c) {
     Tensor dout = c.in("dout", {R, H}), x = c.in("x", {R, H}), w = c.in("w", {H}), rstd = c.in("rstd", {R});
     Tensor dx = c.out({R, H});
     Tensor dw = c.has("dw") ? c.in("dw", {H}) : Tensor();
-    be->rmsnorm_backward(dx, dw.defined() ? &dw : nullptr, dout, x, w, rstd);
+    be->rmsnorm_backward(dx, dw.defined() ? &dw : nullptr, dout, x, w, rstd, c.number_or("wOffset", 0));
     c.result("dx", dx);
     if (dw.defined()) c.result("dw", dw);
   } else if (op == "layernorm_forward") {
@@ -211,15 +211,18 @@ void run(Backend* be, const std::string& op, OpCall& c) {
     Tensor q = c.in("q", {T, Hq, D}), k = c.in("k", {T, Hkv, D}), v = c.in("v", {T, Hkv, D});
     bool causal = c.flag("causal");
     double scale = c.number("scale");
+    AttentionMods mods;
+    mods.softcap = c.number_or("softcap", 0);
+    mods.window = int64_t(c.number_or("window", 0));
     if (op == "attention_forward") {
       Tensor o = c.out({T, Hq, D}), lse = c.out({T, Hq});
-      be->attention_forward(o, lse, q, k, v, cu, causal, scale);
+      be->attention_forward(o, lse, q, k, v, cu, causal, scale, mods);
       c.result("out", o);
       c.result("lse", lse);
     } else {
       Tensor dout = c.in("dout", {T, Hq, D}), o = c.in("out", {T, Hq, D}), lse = c.in("lse", {T, Hq});
       Tensor dq = c.out({T, Hq, D}), dk = c.out({T, Hkv, D}), dv = c.out({T, Hkv, D});
-      be->attention_backward(dq, dk, dv, dout, q, k, v, o, lse, cu, causal, scale);
+      be->attention_backward(dq, dk, dv, dout, q, k, v, o, lse, cu, causal, scale, mods);
       c.result("dq", dq);
       c.result("dk", dk);
       c.result("dv", dv);
@@ -246,6 +249,57 @@ void run(Backend* be, const std::string& op, OpCall& c) {
     Tensor d = c.in("dout", {n}), x = c.in("x", {n}), dx = c.out({n});
     be->gelu_backward(dx, d, x);
     c.result("dx", dx);
+  } else if (op == "activation_forward" || op == "activation_backward" || op == "gated_forward" ||
+             op == "gated_backward") {
+    const std::string name = c.text("act");
+    Activation act = Activation::Silu;
+    if (name == "gelu") act = Activation::Gelu;
+    else if (name == "gelu_tanh") act = Activation::GeluTanh;
+    else if (name == "relu") act = Activation::Relu;
+    else if (name != "silu") c.fail("act must be silu, gelu, gelu_tanh or relu");
+    int64_t n = c.dim("n");
+    if (op == "activation_forward") {
+      Tensor x = c.in("x", {n}), o = c.out({n});
+      be->activation_forward(o, x, act);
+      c.result("out", o);
+    } else if (op == "activation_backward") {
+      Tensor d = c.in("dout", {n}), x = c.in("x", {n}), dx = c.out({n});
+      be->activation_backward(dx, d, x, act);
+      c.result("dx", dx);
+    } else if (op == "gated_forward") {
+      Tensor g = c.in("gate", {n}), u = c.in("up", {n}), o = c.out({n});
+      be->gated_forward(o, g, u, act);
+      c.result("out", o);
+    } else {
+      Tensor d = c.in("dout", {n}), g = c.in("gate", {n}), u = c.in("up", {n});
+      Tensor dg = c.out({n}), du = c.out({n});
+      be->gated_backward(dg, du, d, g, u, act);
+      c.result("dgate", dg);
+      c.result("dup", du);
+    }
+  } else if (op == "copy_columns") {
+    int64_t R = c.dim("rows"), Cd = c.dim("dstCols"), Cs = c.dim("srcCols");
+    Tensor dst = c.in("dst", {R, Cd}), src = c.in("src", {R, Cs});
+    be->copy_columns(dst, c.dim("dstCol"), src, c.dim("srcCol"), c.dim("ncols"));
+    c.result("dst", dst);
+  } else if (op == "logits_block_update") {
+    int64_t N = c.dim("N"), Vb = c.dim("Vb");
+    std::vector<int32_t> targets = c.ints("targets");
+    if (int64_t(targets.size()) != N) c.fail("targets must hold N ids");
+    const DType st = be->act_dtype() == DType::F64 ? DType::F64 : DType::F32;
+    auto state = [&](const char* name) {
+      std::vector<double> v = c.doubles(name);
+      if (int64_t(v.size()) != N) c.fail(std::string(name) + " must hold N values");
+      Tensor t = be->empty({N}, st);
+      be->upload(t, v.data(), DType::F64);
+      return t;
+    };
+    Tensor logits = c.in("logits", {N, Vb}), mx = state("max"), sum = state("sum"), tgt = state("target");
+    be->logits_block_update(logits, mx, sum, tgt, targets, c.dim("v0"), c.number_or("softcap", 0));
+    c.result("logits", logits);
+    c.result("max", mx);
+    c.result("sum", sum);
+    c.result("target", tgt);
   } else if (op == "dropout_forward" || op == "dropout_backward") {
     int64_t R = c.dim("rows"), C = c.dim("cols");
     std::vector<uint64_t> keys = row_keys(c);

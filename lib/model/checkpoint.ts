@@ -4,9 +4,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors.ts';
-import type { TensorSource } from '../native.ts';
+import type { SafetensorsDType, TensorSource } from '../native.ts';
 import type { ModelInfo } from './config.ts';
 import { readSafetensorsHeader, type SafetensorsFile } from './safetensors.ts';
+import { bf16ToFloat, f16ToFloat, floatToBf16, floatToF16 } from './dtypes.ts';
 
 /** Canonical tensor name -> expected shape, in load order. */
 export function expectedTensors(info: ModelInfo): Map<string, number[]> {
@@ -38,29 +39,86 @@ export function expectedTensors(info: ModelInfo): Map<string, number[]> {
     }
     return out;
   }
+  // The decoder description (cpp/core/decoder.cpp registers the same names in the same order).
   const H = c.hidden;
+  const I = c.intermediate;
   const q = c.heads * c.headDim;
   const kv = c.kvHeads * c.headDim;
+  const norm = (name: string) => {
+    out.set(`${name}.weight`, [H]);
+    if (c.norm === 'layer') out.set(`${name}.bias`, [H]);
+  };
+  const linear = (name: string, outDim: number, inDim: number, bias: boolean | undefined) => {
+    out.set(`${name}.weight`, [outDim, inDim]);
+    if (bias) out.set(`${name}.bias`, [outDim]);
+  };
   out.set('embed_tokens.weight', [c.vocab, H]);
   for (let l = 0; l < c.layers; l++) {
     const p = `layers.${l}`;
-    out.set(`${p}.input_layernorm.weight`, [H]);
-    out.set(`${p}.self_attn.q_proj.weight`, [q, H]);
-    out.set(`${p}.self_attn.k_proj.weight`, [kv, H]);
-    out.set(`${p}.self_attn.v_proj.weight`, [kv, H]);
-    if (c.qkvBias) {
-      out.set(`${p}.self_attn.q_proj.bias`, [q]);
-      out.set(`${p}.self_attn.k_proj.bias`, [kv]);
-      out.set(`${p}.self_attn.v_proj.bias`, [kv]);
+    norm(`${p}.input_layernorm`);
+    if (c.fusedQkv) {
+      linear(`${p}.self_attn.qkv_proj`, q + 2 * kv, H, c.qkvBias);
+    } else {
+      linear(`${p}.self_attn.q_proj`, q, H, c.qkvBias);
+      linear(`${p}.self_attn.k_proj`, kv, H, c.qkvBias);
+      linear(`${p}.self_attn.v_proj`, kv, H, c.qkvBias);
     }
-    out.set(`${p}.self_attn.o_proj.weight`, [H, q]);
-    out.set(`${p}.post_attention_layernorm.weight`, [H]);
-    out.set(`${p}.mlp.gate_proj.weight`, [c.intermediate, H]);
-    out.set(`${p}.mlp.up_proj.weight`, [c.intermediate, H]);
-    out.set(`${p}.mlp.down_proj.weight`, [H, c.intermediate]);
+    if (c.qkNorm) {
+      out.set(`${p}.self_attn.q_norm.weight`, [c.headDim]);
+      out.set(`${p}.self_attn.k_norm.weight`, [c.headDim]);
+    }
+    linear(`${p}.self_attn.${c.parallelBlock ? 'dense' : 'o_proj'}`, H, q, c.oBias);
+    if (c.sandwichNorms) {
+      norm(`${p}.post_attention_layernorm`);
+      norm(`${p}.pre_feedforward_layernorm`);
+      norm(`${p}.post_feedforward_layernorm`);
+    } else if (!c.parallelBlock) {
+      norm(`${p}.post_attention_layernorm`);
+    }
+    if (c.gatedMlp === false) {
+      linear(`${p}.mlp.fc1`, I, H, c.mlpBias);
+      linear(`${p}.mlp.fc2`, H, I, c.mlpBias);
+    } else if (c.fusedGateUp) {
+      linear(`${p}.mlp.gate_up_proj`, 2 * I, H, c.mlpBias);
+      linear(`${p}.mlp.down_proj`, H, I, c.mlpBias);
+    } else {
+      linear(`${p}.mlp.gate_proj`, I, H, c.mlpBias);
+      linear(`${p}.mlp.up_proj`, I, H, c.mlpBias);
+      linear(`${p}.mlp.down_proj`, H, I, c.mlpBias);
+    }
   }
-  out.set('norm.weight', [H]);
+  norm(c.norm === 'layer' ? 'final_layernorm' : 'norm');
   return out;
+}
+
+/** sqrt(hidden) rounded to `dtype`, as HF multiplies Gemma's embeddings in the dtype the model runs in. */
+export function embedScaleFor(hidden: number, dtype: SafetensorsDType): number {
+  const x = Math.fround(Math.sqrt(hidden));
+  if (dtype === 'BF16') return bf16ToFloat(floatToBf16(x));
+  if (dtype === 'F16') return f16ToFloat(floatToF16(x));
+  if (dtype === 'F64') return Math.sqrt(hidden);
+  return x;
+}
+
+/** The causal-LM head's tensors (lm_head.weight, lm_head.bias when present) for NativeModel.loadLmHead; [] when tied. */
+export function lmHeadSources(modelDir: string, info: ModelInfo): TensorSource[] {
+  if (info.native.arch !== 'decoder') throw new UserError(`${modelDir}: a ${info.modelType} model has no causal-LM head`);
+  if (info.tieWordEmbeddings) return [];
+  const want = new Map<string, number[]>([['lm_head.weight', [info.native.vocab, info.native.hidden]], ['lm_head.bias', [info.native.vocab]]]);
+  const sources: TensorSource[] = [];
+  for (const file of checkpointFiles(modelDir)) {
+    const header = readSafetensorsHeader(path.resolve(file));
+    for (const [name, t] of header.tensors) {
+      const shape = want.get(name);
+      if (!shape) continue;
+      if (t.shape.join() !== shape.join()) throw new UserError(`${file}: tensor "${name}" has shape ${JSON.stringify(t.shape)}, expected ${JSON.stringify(shape)} from config.json`);
+      sources.push({ name, file: header.file, offset: t.offset, dtype: t.dtype, shape: t.shape });
+    }
+  }
+  if (!sources.some((s) => s.name === 'lm_head.weight')) {
+    throw new UserError(`${modelDir}: no "lm_head.weight" tensor (config.json does not tie the LM head to the embeddings)`);
+  }
+  return sources;
 }
 
 /** HF checkpoint name -> canonical name. Old BERT checkpoints spell LayerNorm weights gamma/beta. */
@@ -127,5 +185,8 @@ export function loadCheckpoint(modelDir: string, info: ModelInfo): TensorSource[
     }
     sources.push({ name: canonical, file: hit.file.file, offset: t.offset, dtype: t.dtype, shape: t.shape });
   }
+  // Gemma: the embedding scale is sqrt(hidden) in the checkpoint's dtype (the issue's contract).
+  const embed = sources.find((s) => s.name === 'embed_tokens.weight');
+  if (info.embedScaleFromCheckpoint && embed) info.native.embedScale = embedScaleFor(info.native.hidden, embed.dtype);
   return sources;
 }

@@ -5,8 +5,21 @@ import path from 'node:path';
 import { UserError } from '../errors.ts';
 import type { ModelConfigNative, PoolingMode } from '../native.ts';
 
-export const supportedModelTypes = ['qwen2', 'llama', 'mistral', 'bert'] as const;
+export const supportedModelTypes = ['qwen2', 'llama', 'mistral', 'bert', 'qwen3', 'gemma', 'gemma2', 'phi', 'phi3'] as const;
 export type ModelType = (typeof supportedModelTypes)[number];
+
+/** Default LoRA targets (Hugging Face module names, PEFT target_modules): the attention and MLP linears. */
+export const defaultLoraTargets: Record<ModelType, string[]> = {
+  qwen2: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+  llama: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+  mistral: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+  qwen3: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+  gemma: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+  gemma2: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+  phi: ['q_proj', 'k_proj', 'v_proj', 'dense', 'fc1', 'fc2'],
+  phi3: ['qkv_proj', 'o_proj', 'gate_up_proj', 'down_proj'],
+  bert: ['query', 'key', 'value', 'dense'],
+};
 
 export interface ModelInfo {
   modelType: ModelType;
@@ -18,6 +31,10 @@ export interface ModelInfo {
   /** decoders with a sliding window: sequences longer than this would attend differently */
   slidingWindow: number | null;
   tieWordEmbeddings: boolean;
+  /** LoRA targets when the user names none */
+  loraTargets: string[];
+  /** gemma: embeddings are scaled by sqrt(hidden) rounded to the checkpoint's dtype (set by loadCheckpoint) */
+  embedScaleFromCheckpoint: boolean;
 }
 
 /** Read and interpret <modelDir>/config.json. */
@@ -80,38 +97,117 @@ export function parseModelConfig(c: Record<string, unknown>, file: string): Mode
       maxSequence: maxPositions,
       slidingWindow: null,
       tieWordEmbeddings: false,
+      loraTargets: defaultLoraTargets.bert,
+      embedScaleFromCheckpoint: false,
     };
   }
 
-  const act = c.hidden_act ?? 'silu';
-  if (act !== 'silu') throw fail(`hidden_act ${JSON.stringify(act)} is not supported (supported: "silu")`);
+  const isGemma = modelType === 'gemma' || modelType === 'gemma2';
+  const isPhi = modelType === 'phi';
+  const act = decoderActivation(c, modelType, fail);
   if (c.attention_bias === true) throw fail('"attention_bias": true is not supported (only qwen2\'s q/k/v biases are)');
   if (c.mlp_bias === true) throw fail('"mlp_bias": true is not supported');
+  if (isPhi && c.qk_layernorm === true) throw fail('"qk_layernorm": true is not supported');
   const kvHeads = int('num_key_value_heads', heads);
   if (heads % kvHeads !== 0) throw fail(`num_attention_heads ${heads} is not a multiple of num_key_value_heads ${kvHeads}`);
-  const headDim = c.head_dim == null ? hidden / heads : int('head_dim');
+  // Gemma's head_dim is its own setting (GemmaConfig default 256), never hidden / heads.
+  const headDim = c.head_dim == null ? (isGemma ? 256 : hidden / heads) : int('head_dim');
   if (!Number.isInteger(headDim)) throw fail(`hidden_size ${hidden} is not divisible by num_attention_heads ${heads} (set head_dim)`);
   if (headDim % 2 !== 0) throw fail(`head_dim ${headDim} must be even for rotary embeddings`);
+  // Partial rotary (phi: partial_rotary_factor 0.5 by default; phi3 may set it): HF rotates int(head_dim * factor) dims.
+  const factor = c.partial_rotary_factor ?? ropeParameters(c)?.partial_rotary_factor ?? (isPhi ? 0.5 : 1);
+  if (typeof factor !== 'number' || !(factor > 0 && factor <= 1)) throw fail(`"partial_rotary_factor" must be in (0, 1], got ${JSON.stringify(factor)}`);
+  const rotaryDim = Math.floor(headDim * factor);
+  if (rotaryDim % 2 !== 0 || rotaryDim === 0) throw fail(`partial_rotary_factor ${factor} gives ${rotaryDim} rotary dims of head_dim ${headDim}; they must be even and positive`);
   const eos = Array.isArray(c.eos_token_id) ? c.eos_token_id[0] : c.eos_token_id;
   if (eos != null && (!Number.isSafeInteger(eos) || eos < 0 || eos >= vocab)) {
     throw fail(`"eos_token_id" ${JSON.stringify(c.eos_token_id)} is not an id below vocab_size ${vocab}`);
   }
-  const useWindow = modelType === 'mistral' || (modelType === 'qwen2' && c.use_sliding_window === true);
+  // Sliding windows lmdr does not run natively: sequences longer than the window are refused
+  // (Engine.tokenize). Gemma 2's are run natively on the layers HF applies them to.
+  const useWindow = modelType === 'mistral' || modelType === 'phi3' ||
+    ((modelType === 'qwen2' || modelType === 'qwen3') && c.use_sliding_window === true);
   const window = useWindow && Number.isSafeInteger(c.sliding_window) ? (c.sliding_window as number) : null;
+  // Defaults of each HF config class where config.json may omit a key.
+  const tie = c.tie_word_embeddings ?? isGemma;
+  const native: ModelConfigNative = {
+    arch: 'decoder', hidden, layers, heads, kvHeads, headDim, intermediate, vocab,
+    normEps: isPhi ? num('layer_norm_eps', 1e-5) : num('rms_norm_eps', 1e-6),
+    ropeTheta: num('rope_theta', ropeParameters(c)?.rope_theta as number ?? 10000),
+    ropeScaling: parseRopeScaling(c.rope_scaling ?? ropeParameters(c), file), qkvBias: modelType === 'qwen2' || isPhi,
+    maxPositions: 0, typeVocab: 0,
+    rotaryDim, activation: act, tieWordEmbeddings: tie === true,
+  };
+  if (modelType === 'qwen3') native.qkNorm = true;
+  if (isGemma) {
+    native.normOffset = 1;
+    native.embedScale = Math.fround(Math.sqrt(hidden)); // rounded to the checkpoint dtype by loadCheckpoint
+  }
+  if (modelType === 'gemma2') {
+    // modeling_gemma2.py: scaling = query_pre_attn_scalar ** -0.5; soft-caps and windows as configured
+    native.sandwichNorms = true;
+    native.attnScale = num('query_pre_attn_scalar', 256) ** -0.5;
+    native.attnSoftcap = optionalPositive(c, 'attn_logit_softcapping', 50.0, fail);
+    native.finalSoftcap = optionalPositive(c, 'final_logit_softcapping', 30.0, fail);
+    const sliding = gemma2SlidingLayers(c, layers, fail);
+    if (sliding.some((x) => x)) {
+      native.slidingWindow = int('sliding_window', 4096);
+      native.slidingLayers = sliding;
+    }
+  }
+  if (isPhi) Object.assign(native, { norm: 'layer', parallelBlock: true, oBias: true, mlpBias: true, gatedMlp: false });
+  if (modelType === 'phi3') Object.assign(native, { fusedQkv: true, fusedGateUp: true });
   return {
     modelType,
-    native: {
-      arch: 'decoder', hidden, layers, heads, kvHeads, headDim, intermediate, vocab,
-      normEps: num('rms_norm_eps', 1e-6), ropeTheta: num('rope_theta', ropeParameters(c)?.rope_theta as number ?? 10000),
-      ropeScaling: parseRopeScaling(c.rope_scaling ?? ropeParameters(c), file), qkvBias: modelType === 'qwen2',
-      maxPositions: 0, typeVocab: 0,
-    },
+    native,
     defaultPooling: 'eos',
     eosTokenId: (eos as number | undefined) ?? null,
     maxSequence: null,
     slidingWindow: window,
-    tieWordEmbeddings: c.tie_word_embeddings === true,
+    tieWordEmbeddings: tie === true,
+    loraTargets: defaultLoraTargets[modelType],
+    embedScaleFromCheckpoint: isGemma,
   };
+}
+
+/** The MLP activation of a decoder, by the key each architecture's HF code reads. */
+function decoderActivation(c: Record<string, unknown>, modelType: ModelType, fail: (what: string) => UserError): NonNullable<ModelConfigNative['activation']> {
+  const names: Record<string, NonNullable<ModelConfigNative['activation']>> = {
+    silu: 'silu', swish: 'silu', gelu: 'gelu', gelu_new: 'gelu_tanh', gelu_pytorch_tanh: 'gelu_tanh', relu: 'relu',
+  };
+  let key = 'hidden_act';
+  let value = c.hidden_act;
+  if (modelType === 'gemma' || modelType === 'gemma2') {
+    // modeling_gemma.py: hidden_act is ignored; hidden_activation null means gelu_pytorch_tanh
+    key = 'hidden_activation';
+    value = c.hidden_activation ?? 'gelu_pytorch_tanh';
+  }
+  value ??= modelType === 'phi' ? 'gelu_new' : 'silu';
+  const act = typeof value === 'string' ? names[value] : undefined;
+  if (!act) throw fail(`${key} ${JSON.stringify(value)} is not supported (supported: ${Object.keys(names).map((n) => JSON.stringify(n)).join(', ')})`);
+  return act;
+}
+
+/** A soft-cap setting: absent = the config class default, null = off. */
+function optionalPositive(c: Record<string, unknown>, key: string, fallback: number, fail: (what: string) => UserError): number {
+  if (!(key in c)) return fallback;
+  const v = c[key];
+  if (v === null) return 0;
+  if (typeof v !== 'number' || !(v > 0)) throw fail(`"${key}" must be a positive number or null, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+/** Gemma 2 layers with sliding-window attention: layer_types when given, else the even layers (modeling_gemma2.py). */
+function gemma2SlidingLayers(c: Record<string, unknown>, layers: number, fail: (what: string) => UserError): boolean[] {
+  if (c.sliding_window === null) return new Array<boolean>(layers).fill(false);
+  if (Array.isArray(c.layer_types)) {
+    if (c.layer_types.length !== layers) throw fail(`"layer_types" has ${c.layer_types.length} entries for ${layers} layers`);
+    return c.layer_types.map((t, i) => {
+      if (t !== 'sliding_attention' && t !== 'full_attention') throw fail(`layer_types[${i}] ${JSON.stringify(t)} is not supported (supported: "sliding_attention", "full_attention")`);
+      return t === 'sliding_attention';
+    });
+  }
+  return Array.from({ length: layers }, (_, i) => i % 2 === 0);
 }
 
 /**

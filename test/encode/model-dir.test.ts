@@ -54,11 +54,11 @@ describe('encode: config.json', () => {
   });
 
   const bad: [string, Record<string, unknown>, RegExp][] = [
-    ['an unknown architecture', { model_type: 'gpt2' }, /unsupported model_type "gpt2" \(supported: qwen2, llama, mistral, bert\)/],
+    ['an unknown architecture', { model_type: 'gpt2' }, /unsupported model_type "gpt2" \(supported: qwen2, llama, mistral, bert, qwen3, gemma, gemma2, phi, phi3\)/],
     ['another rope scaling', { rope_scaling: { rope_type: 'yarn', factor: 4 } }, /rope_scaling type "yarn" is not supported/],
     ['kv heads that do not divide the heads', { num_key_value_heads: 3 }, /not a multiple of num_key_value_heads 3/],
     ['a missing size', { hidden_size: undefined }, /"hidden_size" must be a positive integer/],
-    ['another activation', { hidden_act: 'gelu' }, /hidden_act "gelu" is not supported/],
+    ['another activation', { hidden_act: 'quick_gelu' }, /hidden_act "quick_gelu" is not supported/],
   ];
   for (const [what, patch, message] of bad) {
     it(`rejects ${what}, naming the file`, () => {

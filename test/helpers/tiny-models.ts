@@ -7,7 +7,7 @@ import { writeSafetensors, type TensorToWrite } from '../../lib/model/safetensor
 import { normalRng } from './rng.ts';
 import { tempDir } from './tmp.ts';
 
-export type TinyArch = 'qwen2' | 'llama' | 'mistral' | 'bert';
+export type TinyArch = 'qwen2' | 'llama' | 'mistral' | 'bert' | 'qwen3' | 'gemma' | 'gemma2' | 'phi' | 'phi3';
 
 export interface TinyModelOptions {
   arch: TinyArch;
@@ -31,6 +31,11 @@ export interface TinyModelOptions {
   /** decoders: tie_word_embeddings=true and no lm_head.weight (keeps huge-vocab models small) */
   tieWordEmbeddings?: boolean;
   dir?: string; // default: a fresh temp dir, removed when the process exits
+  /** gemma2: attention / final logit soft-caps (small so they bite), sliding window (on even layers) */
+  attnSoftcap?: number; // 2.0
+  finalSoftcap?: number; // 1.5
+  slidingWindow?: number; // 4
+  partialRotaryFactor?: number; // phi: 0.5
 }
 
 /** Words of the tiny tokenizer; test texts are drawn from them. */
@@ -49,6 +54,11 @@ const decoderSpecial: Record<Exclude<TinyArch, 'bert'>, string[]> = {
   qwen2: ['<|endoftext|>', '<|im_start|>', '<|im_end|>'],
   llama: ['<s>', '</s>'],
   mistral: ['<s>', '</s>'],
+  qwen3: ['<|endoftext|>', '<|im_start|>', '<|im_end|>'],
+  gemma: ['<s>', '</s>'],
+  gemma2: ['<s>', '</s>'],
+  phi: ['<s>', '</s>'],
+  phi3: ['<s>', '</s>'],
 };
 const bertSpecial = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'];
 
@@ -67,7 +77,7 @@ export function makeTinyModel(opts: TinyModelOptions): string {
     hidden, heads,
     layers: opts.layers ?? 2,
     kvHeads: opts.arch === 'bert' ? heads : (opts.kvHeads ?? 2),
-    headDim: opts.headDim ?? hidden / heads,
+    headDim: opts.headDim ?? (opts.arch === 'gemma' || opts.arch === 'gemma2' ? 16 : hidden / heads),
     intermediate: opts.intermediate ?? 64,
     vocab: opts.vocab ?? 100,
     maxPositions: opts.maxPositions ?? 64,
@@ -83,7 +93,7 @@ export function makeTinyModel(opts: TinyModelOptions): string {
   const rand = normalRng(opts.seed ?? 1);
   const tensors = opts.arch === 'bert'
     ? bertTensors(s, rand, opts.bertPrefix ?? false)
-    : decoderTensors(opts.arch, s, rand, opts.tieWordEmbeddings ?? false);
+    : decoderTensors(opts.arch, s, rand, opts.tieWordEmbeddings ?? (opts.arch === 'gemma' || opts.arch === 'gemma2'));
   const withDtype: TensorToWrite[] = tensors.map((t) => ({ ...t, dtype }));
   if (opts.sharded) {
     const half = Math.ceil(withDtype.length / 2);
@@ -138,6 +148,57 @@ function decoderConfig(opts: TinyModelOptions, s: Sizes, dtype: keyof typeof tor
   const ropeScaling = opts.ropeScaling === 'llama3'
     ? { factor: 8.0, high_freq_factor: 4.0, low_freq_factor: 1.0, original_max_position_embeddings: 128, rope_type: 'llama3' }
     : null;
+  if (opts.arch === 'qwen3') {
+    return {
+      architectures: ['Qwen3ForCausalLM'], attention_bias: false, attention_dropout: 0.0,
+      bos_token_id: 0, eos_token_id: special.indexOf('<|endoftext|>'), head_dim: s.headDim,
+      hidden_act: 'silu', hidden_size: s.hidden, initializer_range: 0.02, intermediate_size: s.intermediate,
+      max_position_embeddings: 40960, max_window_layers: s.layers, model_type: 'qwen3',
+      num_attention_heads: s.heads, num_hidden_layers: s.layers, num_key_value_heads: s.kvHeads,
+      rms_norm_eps: 1e-6, rope_scaling: null, rope_theta: opts.ropeTheta ?? 1000000.0, sliding_window: null,
+      tie_word_embeddings: tie, torch_dtype: torchDtype[dtype], transformers_version: '4.51.0',
+      use_cache: true, use_sliding_window: false, vocab_size: s.vocab,
+    };
+  }
+  if (opts.arch === 'gemma' || opts.arch === 'gemma2') {
+    const g2 = opts.arch === 'gemma2';
+    return {
+      architectures: [g2 ? 'Gemma2ForCausalLM' : 'GemmaForCausalLM'], attention_bias: false, attention_dropout: 0.0,
+      bos_token_id: 0, eos_token_id: 1, pad_token_id: 0, head_dim: s.headDim,
+      hidden_act: 'gelu_pytorch_tanh', hidden_activation: 'gelu_pytorch_tanh', hidden_size: s.hidden,
+      initializer_range: 0.02, intermediate_size: s.intermediate, max_position_embeddings: 8192, model_type: opts.arch,
+      num_attention_heads: s.heads, num_hidden_layers: s.layers, num_key_value_heads: s.kvHeads,
+      rms_norm_eps: 1e-6, rope_theta: opts.ropeTheta ?? 10000.0,
+      ...(g2 ? {
+        query_pre_attn_scalar: 24, attn_logit_softcapping: opts.attnSoftcap ?? 2.0,
+        final_logit_softcapping: opts.finalSoftcap ?? 1.5, sliding_window: opts.slidingWindow ?? 4, cache_implementation: 'hybrid',
+      } : {}),
+      tie_word_embeddings: opts.tieWordEmbeddings ?? true, torch_dtype: torchDtype[dtype], transformers_version: '4.46.3',
+      use_cache: true, vocab_size: s.vocab,
+    };
+  }
+  if (opts.arch === 'phi') {
+    return {
+      architectures: ['PhiForCausalLM'], attention_dropout: 0.0, bos_token_id: 0, eos_token_id: 1, embd_pdrop: 0.0,
+      hidden_act: 'gelu_new', hidden_size: s.hidden, initializer_range: 0.02, intermediate_size: s.intermediate,
+      layer_norm_eps: 1e-5, max_position_embeddings: 2048, model_type: 'phi',
+      num_attention_heads: s.heads, num_hidden_layers: s.layers, num_key_value_heads: s.kvHeads,
+      partial_rotary_factor: opts.partialRotaryFactor ?? 0.5, qk_layernorm: false, resid_pdrop: 0.0, rope_scaling: null,
+      rope_theta: opts.ropeTheta ?? 10000.0, tie_word_embeddings: tie, torch_dtype: torchDtype[dtype],
+      transformers_version: '4.46.3', use_cache: true, vocab_size: s.vocab,
+    };
+  }
+  if (opts.arch === 'phi3') {
+    return {
+      architectures: ['Phi3ForCausalLM'], attention_bias: false, attention_dropout: 0.0, bos_token_id: 0, eos_token_id: 1,
+      embd_pdrop: 0.0, hidden_act: 'silu', hidden_size: s.hidden, initializer_range: 0.02, intermediate_size: s.intermediate,
+      max_position_embeddings: 4096, model_type: 'phi3', num_attention_heads: s.heads, num_hidden_layers: s.layers,
+      num_key_value_heads: s.kvHeads, original_max_position_embeddings: 4096, pad_token_id: 0, resid_pdrop: 0.0,
+      rms_norm_eps: 1e-5, rope_scaling: null, rope_theta: opts.ropeTheta ?? 10000.0, sliding_window: null,
+      tie_word_embeddings: tie, torch_dtype: torchDtype[dtype], transformers_version: '4.46.3', use_cache: true,
+      vocab_size: s.vocab,
+    };
+  }
   if (opts.arch === 'llama') {
     return {
       architectures: ['LlamaForCausalLM'], attention_bias: false, attention_dropout: 0.0,
@@ -189,7 +250,10 @@ const vector = (rand: Rand, name: string, n: number, std: number, mean = 0): Raw
 function decoderTensors(arch: TinyArch, s: Sizes, rand: Rand, tie: boolean): Raw[] {
   const q = s.heads * s.headDim;
   const kv = s.kvHeads * s.headDim;
-  const t: Raw[] = [{ name: 'model.embed_tokens.weight', shape: [s.vocab, s.hidden], data: normal(rand, [s.vocab, s.hidden], 0.5) }];
+  const gemma = arch === 'gemma' || arch === 'gemma2';
+  // gemma scales embeddings by sqrt(hidden): keep them small
+  const t: Raw[] = [{ name: 'model.embed_tokens.weight', shape: [s.vocab, s.hidden], data: normal(rand, [s.vocab, s.hidden], gemma ? 0.1 : 0.5) }];
+  if (arch !== 'qwen2' && arch !== 'llama' && arch !== 'mistral') return [...t, ...otherDecoderTensors(arch, s, rand, tie)];
   for (let l = 0; l < s.layers; l++) {
     const p = `model.layers.${l}`;
     t.push(vector(rand, `${p}.input_layernorm.weight`, s.hidden, 0.2, 1));
@@ -207,6 +271,61 @@ function decoderTensors(arch: TinyArch, s: Sizes, rand: Rand, tie: boolean): Raw
   }
   t.push(vector(rand, 'model.norm.weight', s.hidden, 0.2, 1));
   if (!tie) t.push(linear(rand, 'lm_head.weight', s.vocab, s.hidden));
+  return t;
+}
+
+/** qwen3, gemma, gemma2, phi, phi3 under their Hugging Face names (norm weights around 1, gemma's around 0). */
+function otherDecoderTensors(arch: TinyArch, s: Sizes, rand: Rand, tie: boolean): Raw[] {
+  const q = s.heads * s.headDim;
+  const kv = s.kvHeads * s.headDim;
+  const I = s.intermediate;
+  const H = s.hidden;
+  const gemma = arch === 'gemma' || arch === 'gemma2';
+  const t: Raw[] = [];
+  const norm = (name: string, n = H) => {
+    t.push(vector(rand, `${name}.weight`, n, 0.2, gemma ? 0 : 1));
+    if (arch === 'phi') t.push(vector(rand, `${name}.bias`, n, 0.2));
+  };
+  const lin = (name: string, out: number, inp: number, bias = false) => {
+    t.push(linear(rand, `${name}.weight`, out, inp));
+    if (bias) t.push(vector(rand, `${name}.bias`, out, 0.2));
+  };
+  for (let l = 0; l < s.layers; l++) {
+    const p = `model.layers.${l}`;
+    norm(`${p}.input_layernorm`);
+    if (arch === 'phi3') {
+      lin(`${p}.self_attn.qkv_proj`, q + 2 * kv, H);
+    } else {
+      lin(`${p}.self_attn.q_proj`, q, H, arch === 'phi');
+      lin(`${p}.self_attn.k_proj`, kv, H, arch === 'phi');
+      lin(`${p}.self_attn.v_proj`, kv, H, arch === 'phi');
+    }
+    if (arch === 'qwen3') {
+      t.push(vector(rand, `${p}.self_attn.q_norm.weight`, s.headDim, 0.2, 1));
+      t.push(vector(rand, `${p}.self_attn.k_norm.weight`, s.headDim, 0.2, 1));
+    }
+    lin(`${p}.self_attn.${arch === 'phi' ? 'dense' : 'o_proj'}`, H, q, arch === 'phi');
+    if (arch === 'gemma2') {
+      norm(`${p}.post_attention_layernorm`);
+      norm(`${p}.pre_feedforward_layernorm`);
+      norm(`${p}.post_feedforward_layernorm`);
+    } else if (arch !== 'phi') {
+      norm(`${p}.post_attention_layernorm`);
+    }
+    if (arch === 'phi') {
+      lin(`${p}.mlp.fc1`, I, H, true);
+      lin(`${p}.mlp.fc2`, H, I, true);
+    } else if (arch === 'phi3') {
+      lin(`${p}.mlp.gate_up_proj`, 2 * I, H);
+      lin(`${p}.mlp.down_proj`, H, I);
+    } else {
+      lin(`${p}.mlp.gate_proj`, I, H);
+      lin(`${p}.mlp.up_proj`, I, H);
+      lin(`${p}.mlp.down_proj`, H, I);
+    }
+  }
+  norm(arch === 'phi' ? 'model.final_layernorm' : 'model.norm');
+  if (!tie) lin('lm_head', s.vocab, H, arch === 'phi');
   return t;
 }
 
@@ -280,7 +399,7 @@ function writeTokenizer(dir: string, arch: TinyArch): void {
   });
   // qwen2 adds no special tokens; llama/mistral prepend BOS; bert wraps in [CLS] ... [SEP].
   const postProcessor = arch === 'bert' ? template(['[CLS]'], ['[SEP]'])
-    : arch === 'qwen2' ? null : template(['<s>'], []);
+    : arch === 'qwen2' || arch === 'qwen3' ? null : template(['<s>'], []);
   const tokenizer = {
     version: '1.0',
     truncation: null,
@@ -298,13 +417,13 @@ function writeTokenizer(dir: string, arch: TinyArch): void {
     },
   };
   writeJson(path.join(dir, 'tokenizer.json'), tokenizer);
-  const eos = arch === 'bert' ? undefined : arch === 'qwen2' ? '<|endoftext|>' : '</s>';
+  const eos = arch === 'bert' ? undefined : arch === 'qwen2' || arch === 'qwen3' ? '<|endoftext|>' : '</s>';
   const tokenizerConfig: Record<string, unknown> = {
-    tokenizer_class: arch === 'bert' ? 'BertTokenizer' : arch === 'qwen2' ? 'Qwen2Tokenizer' : 'LlamaTokenizer',
+    tokenizer_class: arch === 'bert' ? 'BertTokenizer' : arch === 'qwen2' || arch === 'qwen3' ? 'Qwen2Tokenizer' : 'LlamaTokenizer',
     model_max_length: 512,
     clean_up_tokenization_spaces: false,
   };
   if (arch === 'bert') Object.assign(tokenizerConfig, { cls_token: '[CLS]', sep_token: '[SEP]', pad_token: '[PAD]', unk_token: '[UNK]', mask_token: '[MASK]', do_lower_case: true });
-  else Object.assign(tokenizerConfig, { eos_token: eos, pad_token: eos, unk_token: '[UNK]', ...(arch === 'qwen2' ? { bos_token: null } : { bos_token: '<s>', add_bos_token: true }) });
+  else Object.assign(tokenizerConfig, { eos_token: eos, pad_token: eos, unk_token: '[UNK]', ...(arch === 'qwen2' || arch === 'qwen3' ? { bos_token: null } : { bos_token: '<s>', add_bos_token: true }) });
   writeJson(path.join(dir, 'tokenizer_config.json'), tokenizerConfig);
 }

@@ -66,25 +66,41 @@ export function add(a: Float64Array, b: Float64Array): Float64Array {
   return y;
 }
 
+export interface AttentionOptions {
+  scale?: number; // default 1/sqrt(D)
+  softcap?: number; // scores -> softcap * tanh(scores / softcap) (Gemma 2)
+  window?: number; // sliding window
+}
+
+/** The tanh approximation of GELU (HF "gelu_new", "gelu_pytorch_tanh"). */
+export const geluTanh = (x: number): number => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
+
 /**
  * Multi-head attention of one sequence. q[T, Hq*D], k/v[T, Hkv*D]; query head h reads kv head
  * floor(h / (Hq/Hkv)); causal masks future tokens. Returns [T, Hq*D].
  */
 export function attention(q: Float64Array, k: Float64Array, v: Float64Array, T: number, Hq: number, Hkv: number,
-  D: number, causal: boolean): Float64Array {
+  D: number, causal: boolean, opts: AttentionOptions = {}): Float64Array {
   const out = new Float64Array(T * Hq * D);
   const group = Hq / Hkv;
-  const scale = 1 / Math.sqrt(D);
+  const scale = opts.scale ?? 1 / Math.sqrt(D);
   for (let h = 0; h < Hq; h++) {
     const kh = Math.floor(h / group);
     for (let i = 0; i < T; i++) {
       const last = causal ? i : T - 1;
+      // sliding window: keys j with i - j < window only (HF masks kv_idx <= q_idx - window)
+      const first = opts.window ? Math.max(0, i - opts.window + 1) : 0;
       const scores = new Float64Array(last + 1);
       let max = -Infinity;
       for (let j = 0; j <= last; j++) {
+        if (j < first) {
+          scores[j] = -Infinity;
+          continue;
+        }
         let s = 0;
         for (let d = 0; d < D; d++) s += q[(i * Hq + h) * D + d] * k[(j * Hkv + kh) * D + d];
         scores[j] = s * scale;
+        if (opts.softcap) scores[j] = opts.softcap * Math.tanh(scores[j] / opts.softcap);
         max = Math.max(max, scores[j]);
       }
       let denom = 0;

@@ -1,11 +1,13 @@
 // The float64 reference model: reads a Hugging Face model dir (config.json + safetensors,
 // single or sharded) on its own, independently of lib/model/config.ts and checkpoint.ts,
 // and runs one sequence at a time. Decoders (qwen2, llama incl. Llama-3 rope scaling,
-// mistral) and BERT. Only used by tests as an oracle.
+// mistral, qwen3, gemma, gemma2, phi, phi3, each written from its Hugging Face modeling file)
+// and BERT; the causal-LM head's log-probabilities. Only used by tests as an oracle.
 import fs from 'node:fs';
 import path from 'node:path';
 import { readSafetensorsHeader, readTensorValues } from '../../lib/model/safetensors.ts';
-import { add, attention, gelu, layernorm, linear, rmsnorm, silu } from './math.ts';
+import { add, attention, gelu, geluTanh, layernorm, linear, rmsnorm, silu } from './math.ts';
+import { bf16ToFloat, f16ToFloat, floatToBf16, floatToF16 } from '../../lib/model/dtypes.ts';
 import { applyRope, ropeInverseFrequencies, type Llama3Scaling } from './rope.ts';
 
 export type ReferencePooling = 'eos' | 'cls' | 'mean';
@@ -13,6 +15,7 @@ export type ReferencePooling = 'eos' | 'cls' | 'mean';
 export class ReferenceModel {
   readonly config: Record<string, any>;
   private readonly weights = new Map<string, Float64Array>();
+  private embedDtype = 'F32';
 
   constructor(modelDir: string) {
     this.config = JSON.parse(fs.readFileSync(path.join(modelDir, 'config.json'), 'utf8'));
@@ -26,6 +29,7 @@ export class ReferenceModel {
         // Strip the wrapper prefix of the architecture: "model." (decoders), "bert." (BERT).
         const name = t.name.replace(/^model\./, '').replace(/^bert\./, '');
         this.weights.set(name, readTensorValues(file, t));
+        if (name === 'embed_tokens.weight') this.embedDtype = t.dtype;
       }
     }
   }
@@ -68,38 +72,121 @@ export class ReferenceModel {
 
   private decoderForward(ids: number[]): Float64Array {
     const c = this.config;
+    const type: string = c.model_type;
+    const gemma = type === 'gemma' || type === 'gemma2';
+    const phi = type === 'phi';
     const H: number = c.hidden_size;
     const Hq: number = c.num_attention_heads;
     const Hkv: number = c.num_key_value_heads ?? Hq;
-    const D: number = c.head_dim ?? H / Hq;
+    const D: number = c.head_dim ?? (gemma ? 256 : H / Hq);
     const I: number = c.intermediate_size;
-    const eps: number = c.rms_norm_eps;
+    const eps: number = phi ? (c.layer_norm_eps ?? 1e-5) : (c.rms_norm_eps ?? 1e-6);
     const T = ids.length;
-    const scaling = c.rope_scaling && (c.rope_scaling.rope_type ?? c.rope_scaling.type) === 'llama3'
-      ? (c.rope_scaling as Llama3Scaling) : null;
-    const invFreq = ropeInverseFrequencies(D, c.rope_theta ?? 10000, scaling);
+    const rope = c.rope_scaling ?? c.rope_parameters;
+    const scaling = rope && (rope.rope_type ?? rope.type) === 'llama3' ? (rope as Llama3Scaling) : null;
+    // phi: rotary over the first int(head_dim * partial_rotary_factor) dims of each head (modeling_phi.py)
+    const rotary = Math.floor(D * (c.partial_rotary_factor ?? (phi ? 0.5 : 1)));
+    const invFreq = ropeInverseFrequencies(rotary, c.rope_theta ?? rope?.rope_theta ?? 10000, scaling);
+    const actName: string = gemma ? (c.hidden_activation ?? 'gelu_pytorch_tanh') : (c.hidden_act ?? (phi ? 'gelu_new' : 'silu'));
+    const act = { silu, gelu, gelu_new: geluTanh, gelu_pytorch_tanh: geluTanh }[actName];
+    if (!act) throw new Error(`reference: activation ${actName}`);
+    // gemma's RMSNorm multiplies by (1 + w); phi's LayerNorm has a bias
+    const norm = (x: Float64Array, name: string, rows = T, width = H) => phi
+      ? layernorm(x, rows, width, this.w(`${name}.weight`), this.w(`${name}.bias`), eps)
+      : rmsnorm(x, rows, width, gemma ? this.w(`${name}.weight`).map((w) => 1 + w) : this.w(`${name}.weight`), eps);
+    const lin = (x: Float64Array, inDim: number, name: string, outDim: number) =>
+      linear(x, T, inDim, this.w(`${name}.weight`), outDim, this.weights.get(`${name}.bias`));
+    const cols = (x: Float64Array, width: number, from: number, n: number) => {
+      const y = new Float64Array(T * n);
+      for (let t = 0; t < T; t++) y.set(x.subarray(t * width + from, t * width + from + n), t * n);
+      return y;
+    };
 
     const embed = this.w('embed_tokens.weight');
     let h: Float64Array = new Float64Array(T * H);
     ids.forEach((id, t) => h.set(embed.subarray(id * H, (id + 1) * H), t * H));
-    const bias = (name: string) => this.weights.get(name); // qwen2 has q/k/v biases
+    if (gemma) {
+      // hidden * normalizer, the normalizer a tensor of the dtype the model runs in: the checkpoint's
+      const s = Math.fround(Math.sqrt(H));
+      const normalizer = this.embedDtype === 'BF16' ? bf16ToFloat(floatToBf16(s)) : this.embedDtype === 'F16' ? f16ToFloat(floatToF16(s)) : s;
+      h = h.map((x) => x * normalizer);
+    }
     for (let l = 0; l < c.num_hidden_layers; l++) {
       const p = `layers.${l}`;
-      const x = rmsnorm(h, T, H, this.w(`${p}.input_layernorm.weight`), eps);
-      const q = linear(x, T, H, this.w(`${p}.self_attn.q_proj.weight`), Hq * D, bias(`${p}.self_attn.q_proj.bias`));
-      const k = linear(x, T, H, this.w(`${p}.self_attn.k_proj.weight`), Hkv * D, bias(`${p}.self_attn.k_proj.bias`));
-      const v = linear(x, T, H, this.w(`${p}.self_attn.v_proj.weight`), Hkv * D, bias(`${p}.self_attn.v_proj.bias`));
+      const x = norm(h, `${p}.input_layernorm`);
+      let q: Float64Array, k: Float64Array, v: Float64Array;
+      if (type === 'phi3') {
+        const qkv = lin(x, H, `${p}.self_attn.qkv_proj`, (Hq + 2 * Hkv) * D);
+        const W = (Hq + 2 * Hkv) * D;
+        q = cols(qkv, W, 0, Hq * D);
+        k = cols(qkv, W, Hq * D, Hkv * D);
+        v = cols(qkv, W, (Hq + Hkv) * D, Hkv * D);
+      } else {
+        q = lin(x, H, `${p}.self_attn.q_proj`, Hq * D);
+        k = lin(x, H, `${p}.self_attn.k_proj`, Hkv * D);
+        v = lin(x, H, `${p}.self_attn.v_proj`, Hkv * D);
+      }
+      if (type === 'qwen3') { // modeling_qwen3.py: q_norm / k_norm over head_dim, before RoPE
+        q = rmsnorm(q, T * Hq, D, this.w(`${p}.self_attn.q_norm.weight`), eps);
+        k = rmsnorm(k, T * Hkv, D, this.w(`${p}.self_attn.k_norm.weight`), eps);
+      }
       applyRope(q, T, Hq, D, invFreq);
       applyRope(k, T, Hkv, D, invFreq);
-      const ctx = attention(q, k, v, T, Hq, Hkv, D, true);
-      h = add(h, linear(ctx, T, Hq * D, this.w(`${p}.self_attn.o_proj.weight`), H));
-      const y = rmsnorm(h, T, H, this.w(`${p}.post_attention_layernorm.weight`), eps);
-      const gate = linear(y, T, H, this.w(`${p}.mlp.gate_proj.weight`), I);
-      const up = linear(y, T, H, this.w(`${p}.mlp.up_proj.weight`), I);
-      const act = gate.map((g, i) => silu(g) * up[i]);
-      h = add(h, linear(act, T, I, this.w(`${p}.mlp.down_proj.weight`), H));
+      const opts = type === 'gemma2' ? {
+        scale: (c.query_pre_attn_scalar ?? 256) ** -0.5,
+        softcap: c.attn_logit_softcapping ?? undefined,
+        window: (c.layer_types ? c.layer_types[l] === 'sliding_attention' : l % 2 === 0) ? (c.sliding_window ?? undefined) : undefined,
+      } : {};
+      const ctx = attention(q, k, v, T, Hq, Hkv, D, true, opts);
+      let o = lin(ctx, Hq * D, `${p}.self_attn.${phi ? 'dense' : 'o_proj'}`, H);
+      const mlp = (y: Float64Array) => {
+        if (phi) return lin(lin(y, H, `${p}.mlp.fc1`, I).map(act), I, `${p}.mlp.fc2`, H);
+        let gate: Float64Array, up: Float64Array;
+        if (type === 'phi3') {
+          const gu = lin(y, H, `${p}.mlp.gate_up_proj`, 2 * I);
+          gate = cols(gu, 2 * I, 0, I);
+          up = cols(gu, 2 * I, I, I);
+        } else {
+          gate = lin(y, H, `${p}.mlp.gate_proj`, I);
+          up = lin(y, H, `${p}.mlp.up_proj`, I);
+        }
+        return lin(gate.map((g, i) => act(g) * up[i]), I, `${p}.mlp.down_proj`, H);
+      };
+      if (phi) { // one norm feeds attention and MLP in parallel
+        h = add(add(h, o), mlp(x));
+        continue;
+      }
+      if (type === 'gemma2') o = norm(o, `${p}.post_attention_layernorm`);
+      h = add(h, o);
+      let m = mlp(norm(h, `${p}.${type === 'gemma2' ? 'pre_feedforward_layernorm' : 'post_attention_layernorm'}`));
+      if (type === 'gemma2') m = norm(m, `${p}.post_feedforward_layernorm`);
+      h = add(h, m);
     }
-    return rmsnorm(h, T, H, this.w('norm.weight'), eps);
+    return norm(h, phi ? 'final_layernorm' : 'norm');
+  }
+
+  /** log p(ids[t+1] | ids[..t]) for t = 0..L-2 from the causal-LM head (lm_head, or the embeddings when tied). */
+  targetLogprobs(ids: number[]): Float64Array {
+    const c = this.config;
+    const H = this.hidden;
+    const V: number = c.vocab_size;
+    const h = this.decoderForward(ids);
+    const gemma = c.model_type === 'gemma' || c.model_type === 'gemma2';
+    const tied = c.tie_word_embeddings ?? gemma;
+    const W = tied ? this.w('embed_tokens.weight') : this.weights.get('lm_head.weight');
+    if (!W) throw new Error('reference: missing lm_head.weight');
+    const b = tied ? undefined : this.weights.get('lm_head.bias');
+    const cap: number | null = c.model_type === 'gemma2' ? (c.final_logit_softcapping === undefined ? 30 : c.final_logit_softcapping) : null;
+    const out = new Float64Array(ids.length - 1);
+    for (let t = 0; t + 1 < ids.length; t++) {
+      const logits = linear(h.subarray(t * H, (t + 1) * H), 1, H, W, V, b);
+      if (cap) for (let i = 0; i < V; i++) logits[i] = cap * Math.tanh(logits[i] / cap);
+      const max = Math.max(...logits);
+      let sum = 0;
+      for (let i = 0; i < V; i++) sum += Math.exp(logits[i] - max);
+      out[t] = logits[ids[t + 1]] - max - Math.log(sum);
+    }
+    return out;
   }
 
   private bertForward(ids: number[]): Float64Array {

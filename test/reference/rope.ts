@@ -30,9 +30,10 @@ export function ropeInverseFrequencies(D: number, theta: number, scaling: Llama3
   return invFreq;
 }
 
-/** Rotate x[T, heads*D] in place: token t is at position t. Pair (d, d + D/2) turns by t * inv_freq[d]. */
+/** Rotate x[T, heads*D] in place: token t is at position t. Pair (d, d + R/2) turns by t * inv_freq[d],
+ * R = 2 * inv_freq.length <= D (partial rotary: the dims from R on pass through, like Phi's q_pass). */
 export function applyRope(x: Float64Array, T: number, heads: number, D: number, invFreq: Float64Array): void {
-  const half = D / 2;
+  const half = invFreq.length;
   for (let t = 0; t < T; t++) {
     for (let h = 0; h < heads; h++) {
       const base = (t * heads + h) * D;
