@@ -12,21 +12,49 @@ import type { TrainOptions } from './train/options.ts';
 import { train, type TrainSummary } from './train/trainer.ts';
 import type { EvaluateRetrievalOptions, RetrievalEvaluation } from './eval/evaluate.ts';
 import type { SearchResult, VectorIndex } from './search/index.ts';
+import { array, boolean, describeValue, func, number, object, oneOf, optional, parse, string, type Infer } from './schema.ts';
 
 export type EncodeInput = string | { text: string } | { input_ids: number[] };
 
 export const POOLING_MODES: readonly PoolingMode[] = ['eos', 'cls', 'mean'];
 
-export interface EncodeOptions {
-  pooling?: PoolingMode; // default: the model's (eos for decoders, cls for BERT)
-  maxLength?: number; // tokens per sequence, default 512
-  instruction?: string; // prepended to every text input (not to input_ids)
-  batchSize?: number; // sequences per forward call, default 32
-  maxTokens?: number; // tokens per forward call, default 16384
-  normalize?: boolean; // L2-normalize embeddings, default true
-  onProgress?: (done: number, total: number) => void;
+const tokenizeShape = {
+  pooling: optional(oneOf(POOLING_MODES)), // default: the model's (eos for decoders, cls for BERT)
+  maxLength: optional(number({ int: true, min: 1 })), // tokens per sequence, default 512
+  instruction: optional(string()), // prepended to every text input (not to input_ids)
   /** how errors name input i (default "input i"; the CLI says "FILE:LINE") */
-  describeInput?: (i: number) => string;
+  describeInput: optional(func<(i: number) => string>()),
+};
+const tokenizeOptionsSchema = object(tokenizeShape, { expected: 'an options object' });
+const encodeShape = {
+  ...tokenizeShape,
+  batchSize: optional(number({ int: true, min: 1 })), // sequences per forward call, default 32
+  maxTokens: optional(number({ int: true, min: 1 })), // tokens per forward call, default 16384
+  normalize: optional(boolean()), // L2-normalize embeddings, default true
+  onProgress: optional(func<(done: number, total: number) => void>()),
+};
+const encodeOptionsSchema = object(encodeShape, { expected: 'an options object' });
+const encodeIdsOptionsSchema = object({
+  pooling: tokenizeShape.pooling, batchSize: encodeShape.batchSize, maxTokens: encodeShape.maxTokens,
+  normalize: encodeShape.normalize, onProgress: encodeShape.onProgress, describeInput: tokenizeShape.describeInput,
+}, { expected: 'an options object' });
+const searchOptionsSchema = object({ ...encodeShape, k: optional(number({ int: true, min: 1 })) }, { expected: 'an options object' });
+const loadOptionsSchema = object({
+  device: optional(string({ nonEmpty: true })), // cpu, cuda, cuda:N (default: $LMDR_DEVICE, else CUDA when usable)
+  adapter: optional(string({ nonEmpty: true })), // a PEFT LoRA dir applied without merging
+}, { expected: 'an options object' });
+
+export type EncodeOptions = Infer<typeof encodeOptionsSchema>;
+export type TokenizeOptions = Infer<typeof tokenizeOptionsSchema>;
+export type EncodeIdsOptions = Infer<typeof encodeIdsOptionsSchema>;
+export type SearchOptions = Infer<typeof searchOptionsSchema>;
+export type LoadOptions = Infer<typeof loadOptionsSchema>;
+
+/** Inputs longer than maxLength that were cut: how many, and the longest untruncated length. */
+export interface Truncation {
+  inputs: number;
+  longest: number; // tokens the longest input would have had
+  maxLength: number; // the limit they were cut to
 }
 
 /** Row-major float32 embeddings, one row per input in input order. */
@@ -34,10 +62,13 @@ export class Embeddings {
   readonly rows: number;
   readonly dim: number;
   readonly data: Float32Array;
-  constructor(rows: number, dim: number, data: Float32Array) {
+  /** Inputs cut to maxLength (null: none was). */
+  readonly truncated: Truncation | null;
+  constructor(rows: number, dim: number, data: Float32Array, truncated: Truncation | null = null) {
     this.rows = rows;
     this.dim = dim;
     this.data = data;
+    this.truncated = truncated;
   }
   row(i: number): Float32Array {
     if (!Number.isInteger(i) || i < 0 || i >= this.rows) throw new RangeError(`row ${i} outside 0..${this.rows - 1}`);
@@ -72,7 +103,9 @@ export class Engine {
   }
 
   /** Load a Hugging Face model dir (config.json, safetensors, optional tokenizer.json); opts.adapter: a PEFT LoRA dir used without merging. */
-  static async load(modelDir: string, opts: { device?: string; adapter?: string } = {}): Promise<Engine> {
+  static async load(modelDir: string, options: LoadOptions = {}): Promise<Engine> {
+    parse(string({ nonEmpty: true }), modelDir, { where: 'Engine.load', label: () => 'modelDir' });
+    const opts = parse(loadOptionsSchema, options, { where: 'Engine.load' });
     const config = readModelConfig(modelDir);
     const tensors = loadCheckpoint(modelDir, config);
     const tokenizer = TextTokenizer.load(modelDir, config);
@@ -95,21 +128,37 @@ export class Engine {
   }
 
   /** Token ids of each input exactly as encode() would run them. */
-  tokenize(inputs: EncodeInput[], opts: Pick<EncodeOptions, 'pooling' | 'maxLength' | 'instruction' | 'describeInput'> = {}): number[][] {
+  tokenize(inputs: EncodeInput[], options: TokenizeOptions = {}): number[][] {
+    return this.tokenizeWithLengths(inputs, options).sequences;
+  }
+
+  /**
+   * tokenize(), and what truncation did: `lengths[i]` is the length input i would have without
+   * truncation (> sequences[i].length when it was cut), `truncated` sums it up.
+   */
+  tokenizeWithLengths(inputs: EncodeInput[], options: TokenizeOptions = {}): { sequences: number[][]; lengths: number[]; truncated: Truncation | null } {
+    const opts = parse(tokenizeOptionsSchema, options, { where: 'engine.tokenize' });
+    return this.tokenizeInputs(checkInputs(inputs, 'engine.tokenize'), opts);
+  }
+
+  private tokenizeInputs(inputs: EncodeInput[], opts: TokenizeOptions): { sequences: number[][]; lengths: number[]; truncated: Truncation | null } {
     const pooling = opts.pooling ?? this.config.defaultPooling;
-    if (!POOLING_MODES.includes(pooling)) throw new UserError(`unknown pooling "${pooling}" (expected eos, cls or mean)`);
-    let maxLength = positiveInt('maxLength', opts.maxLength ?? 512);
+    let maxLength = opts.maxLength ?? 512;
     if (this.config.maxSequence !== null) maxLength = Math.min(maxLength, this.config.maxSequence);
     const vocab = this.config.native.vocab;
     const describe = opts.describeInput ?? ((i: number) => `input ${i}`);
-    return inputs.map((input, i) => {
+    let cut = 0;
+    let longest = 0;
+    const lengths: number[] = [];
+    const sequences = inputs.map((input, i) => {
       let ids: number[];
+      const untruncated = { length: 0 };
       if (typeof input === 'string' || (typeof input === 'object' && input !== null && typeof (input as { text?: unknown }).text === 'string')) {
         const text = typeof input === 'string' ? input : (input as { text: string }).text;
         if (!this.tokenizer) {
           throw new UserError(`${describe(i)}: ${this.modelDir} has no tokenizer.json, so only {"input_ids": [...]} inputs can be encoded`);
         }
-        ids = this.tokenizer.encode((opts.instruction ?? '') + text, pooling, maxLength);
+        ids = this.tokenizer.encode((opts.instruction ?? '') + text, pooling, maxLength, untruncated);
         const outside = ids.findIndex((id) => id >= vocab);
         if (outside >= 0) {
           throw new UserError(`${describe(i)}: the tokenizer gave id ${ids[outside]} at position ${outside}, outside the model's vocabulary ` +
@@ -123,31 +172,48 @@ export class Engine {
             throw new UserError(`${describe(i)}: token id ${JSON.stringify(id)} at position ${j} is outside the vocabulary (0..${vocab - 1})`);
           }
         }
+        untruncated.length = ids.length;
         if (ids.length > maxLength) ids = ids.slice(0, maxLength);
       } else {
-        throw new UserError(`${describe(i)}: expected a string, {"text": "..."} or {"input_ids": [...]}`);
+        throw new UserError(`${describe(i)}: expected a string, {"text": "..."} or {"input_ids": [...]}, got ${describeValue(input)}`);
       }
       if (ids.length === 0) throw new UserError(`${describe(i)}: empty sequence (no tokens to embed)`);
       if (this.config.slidingWindow !== null && ids.length > this.config.slidingWindow) {
         throw new UserError(`${describe(i)}: ${ids.length} tokens exceed the model's sliding window ${this.config.slidingWindow} (lower --max-length)`);
       }
+      if (untruncated.length > ids.length) {
+        cut++;
+        longest = Math.max(longest, untruncated.length);
+      }
+      lengths.push(Math.max(untruncated.length, ids.length));
       return ids;
     });
+    return { sequences, lengths, truncated: cut > 0 ? { inputs: cut, longest, maxLength } : null };
   }
 
   /** Embed inputs; row i of the result belongs to inputs[i] whatever the batching. */
-  async encode(inputs: EncodeInput[], opts: EncodeOptions = {}): Promise<Embeddings> {
+  async encode(inputs: EncodeInput[], options: EncodeOptions = {}): Promise<Embeddings> {
+    const opts = parse(encodeOptionsSchema, options, { where: 'engine.encode' });
     const pooling = opts.pooling ?? this.config.defaultPooling;
-    const sequences = this.tokenize(inputs, { ...opts, pooling });
-    return this.encodeIds(sequences, { ...opts, pooling });
+    const { sequences, truncated } = this.tokenizeInputs(checkInputs(inputs, 'engine.encode'), { ...opts, pooling });
+    return this.embedSequences(sequences, { ...opts, pooling }, truncated);
   }
 
-  /** Embed already-final token id sequences (no templates, truncation or checks). */
-  async encodeIds(sequences: number[][], opts: EncodeOptions = {}): Promise<Embeddings> {
+  /** Embed already-final token id sequences (no templates or truncation; ids must lie in the vocabulary). */
+  async encodeIds(sequences: number[][], options: EncodeIdsOptions = {}): Promise<Embeddings> {
+    const opts = parse(encodeIdsOptionsSchema, options, { where: 'engine.encodeIds' });
+    parse(array(array(number({ int: true, min: 0, max: this.config.native.vocab - 1 }), { nonEmpty: true })), sequences,
+      { where: 'engine.encodeIds', label: (p) => `sequences${p}` });
+    return this.embedSequences(sequences, opts, null);
+  }
+
+  /** The forward passes of encode()/encodeIds(): length-sorted batches, input order restored, every value checked finite. */
+  private async embedSequences(sequences: number[][], opts: EncodeIdsOptions, truncated: Truncation | null): Promise<Embeddings> {
     const pooling = opts.pooling ?? this.config.defaultPooling;
-    const batchSize = positiveInt('batchSize', opts.batchSize ?? 32);
-    const maxTokens = positiveInt('maxTokens', opts.maxTokens ?? 16384);
+    const batchSize = opts.batchSize ?? 32;
+    const maxTokens = opts.maxTokens ?? 16384;
     const normalize = opts.normalize ?? true;
+    const describe = opts.describeInput ?? ((i: number) => `input ${i}`);
     const H = this.dim;
     const out = new Float32Array(sequences.length * H);
     // Longest first: the biggest batch runs (and fails, if memory is short) before any work is wasted.
@@ -159,11 +225,18 @@ export class Engine {
       const ids = new Int32Array(cu[batch.length]);
       batch.forEach((idx, b) => ids.set(sequences[idx], cu[b]));
       const pooled = await this.native.forward(ids, cu, { pooling, normalize });
+      for (let j = 0; j < pooled.length; j++) {
+        if (!Number.isFinite(pooled[j])) {
+          const idx = batch[Math.floor(j / H)];
+          throw new UserError(`${describe(idx)}: its embedding has ${pooled[j]} at column ${j % H} (the model's activations overflow ` +
+            `or it holds non-finite weights); no output was written`);
+        }
+      }
       batch.forEach((idx, b) => out.set(pooled.subarray(b * H, (b + 1) * H), idx * H));
       done += batch.length;
       opts.onProgress?.(done, sequences.length);
     }
-    return new Embeddings(sequences.length, H, out);
+    return new Embeddings(sequences.length, H, out, truncated);
   }
 
   /** Contrastive training of this engine's model (LoRA, or full with options.full); see TrainOptions. */
@@ -172,8 +245,13 @@ export class Engine {
   }
 
   /** Encode queries (same options as encode) and return their top-k rows of `index` (an index of passage embeddings). */
-  async search(queries: EncodeInput[], index: VectorIndex, opts: EncodeOptions & { k?: number } = {}): Promise<SearchResult> {
-    const { k = 10, ...encodeOptions } = opts;
+  async search(queries: EncodeInput[], index: VectorIndex, options: SearchOptions = {}): Promise<SearchResult> {
+    const { k = 10, ...encodeOptions } = parse(searchOptionsSchema, options, { where: 'engine.search' });
+    checkInputs(queries, 'engine.search', 'queries');
+    if (typeof index !== 'object' || index === null || typeof (index as VectorIndex).search !== 'function' || typeof (index as VectorIndex).dim !== 'number') {
+      throw new UserError(`engine.search: index must be a VectorIndex (CorpusIndex, HnswIndex, FaissIndex), got ${describeValue(index)}`);
+    }
+    if (index.dim !== this.dim) throw new UserError(`engine.search: the index holds ${index.dim}-dim vectors but this model embeds ${this.dim}-dim ones`);
     const embedded = await this.encode(queries, encodeOptions);
     return index.search(embedded.data, k);
   }
@@ -182,7 +260,7 @@ export class Engine {
   async evaluate(options: EvaluateRetrievalOptions): Promise<RetrievalEvaluation> {
     // Imported on use: the evaluation module imports Engine itself.
     const { evaluateRetrieval } = await import('./eval/evaluate.ts');
-    return evaluateRetrieval(this, options);
+    return evaluateRetrieval(this, options, 'engine.evaluate');
   }
 
   dispose(): void {
@@ -209,7 +287,10 @@ export function packBatches(order: number[], sequences: number[][], batchSize: n
   return batches;
 }
 
-function positiveInt(name: string, v: number): number {
-  if (!Number.isSafeInteger(v) || v <= 0) throw new UserError(`${name} must be a positive integer, got ${v}`);
-  return v;
+/** The inputs argument must be an array (its items are checked as they are tokenized). */
+function checkInputs(inputs: unknown, where: string, name = 'inputs'): EncodeInput[] {
+  if (!Array.isArray(inputs)) {
+    throw new UserError(`${where}: ${name} must be an array of strings, {text} or {input_ids} objects, got ${describeValue(inputs)}`);
+  }
+  return inputs as EncodeInput[];
 }

@@ -64,6 +64,52 @@ std::string shape_string(const std::vector<int64_t>& shape) {
   return s + "]";
 }
 
+// Index of the first NaN or infinite value among n stored values (all exponent bits set), or -1.
+// Runs on the host bytes before any backend sees them, so every backend gets the same check.
+template <typename U>
+int64_t first_nonfinite_bits(const uint8_t* p, int64_t n, U exponent_mask) {
+  for (int64_t i = 0; i < n; i++) {
+    U v;
+    std::memcpy(&v, p + i * sizeof(U), sizeof(U));
+    if ((v & exponent_mask) == exponent_mask) return i;
+  }
+  return -1;
+}
+
+int64_t first_nonfinite(const uint8_t* p, int64_t n, DType dt) {
+  switch (dt) {
+    case DType::F32: return first_nonfinite_bits<uint32_t>(p, n, 0x7F800000u);
+    case DType::F64: return first_nonfinite_bits<uint64_t>(p, n, 0x7FF0000000000000ull);
+    case DType::BF16: return first_nonfinite_bits<uint16_t>(p, n, 0x7F80u);
+    case DType::F16: return first_nonfinite_bits<uint16_t>(p, n, 0x7C00u);
+    default: return -1;
+  }
+}
+
+// "NaN" or "Infinity" / "-Infinity" for the stored value at element i (mantissa zero = infinity).
+std::string nonfinite_name(const uint8_t* p, int64_t i, DType dt) {
+  uint64_t v = 0, mant = 0, sign = 0;
+  switch (dt) {
+    case DType::F32: { uint32_t x; std::memcpy(&x, p + i * 4, 4); v = x; mant = v & 0x7FFFFFu; sign = v >> 31; break; }
+    case DType::F64: { std::memcpy(&v, p + i * 8, 8); mant = v & 0xFFFFFFFFFFFFFull; sign = v >> 63; break; }
+    case DType::BF16: { uint16_t x; std::memcpy(&x, p + i * 2, 2); v = x; mant = v & 0x7Fu; sign = v >> 15; break; }
+    case DType::F16: { uint16_t x; std::memcpy(&x, p + i * 2, 2); v = x; mant = v & 0x3FFu; sign = v >> 15; break; }
+    default: break;
+  }
+  if (mant != 0) return "NaN";
+  return sign ? "-Infinity" : "Infinity";
+}
+
+// Element i of a row-major tensor as "[a, b]".
+std::string element_index(const std::vector<int64_t>& shape, int64_t i) {
+  std::vector<int64_t> idx(shape.size());
+  for (size_t d = shape.size(); d-- > 0;) {
+    idx[d] = shape[d] > 0 ? i % shape[d] : 0;
+    i = shape[d] > 0 ? i / shape[d] : 0;
+  }
+  return shape_string(idx);
+}
+
 }  // namespace
 
 void upload_weights(Backend& be, const std::vector<TensorSource>& sources, const std::vector<WeightTarget>& targets) {
@@ -92,6 +138,10 @@ void upload_weights(Backend& be, const std::vector<TensorSource>& sources, const
       std::memcpy(aligned.data(), p, bytes);
       p = aligned.data();
     }
+    const int64_t bad = first_nonfinite(p, t.dst->numel(), src.dtype);
+    if (bad >= 0)
+      throw Error(src.file + ": tensor '" + t.name + "' holds " + nonfinite_name(p, bad, src.dtype) + " at " +
+                  element_index(src.shape, bad) + "; a checkpoint must hold finite weights (corrupt or diverged file)");
     be.upload(*t.dst, p, src.dtype);
   }
 }

@@ -2,7 +2,9 @@
 // are errors), every error one line that points at the command's --help, and the value checks
 // the commands have in common.
 import { parseArgs } from 'node:util';
+import type { Truncation } from '../engine.ts';
 import { UserError } from '../errors.ts';
+import { nearest } from '../schema.ts';
 
 export type FlagTypes = Record<string, 'string' | 'boolean'>;
 export type FlagValues<T extends FlagTypes> = { [K in keyof T]?: T[K] extends 'boolean' ? boolean : string } & { help?: boolean };
@@ -16,7 +18,10 @@ export function parseFlags<T extends FlagTypes>(command: string, argv: string[],
   } catch (err) {
     const first = (err as Error).message.split('\n')[0];
     // parseArgs takes "-0.5" for a flag: say how to pass a negative value.
-    const hint = /ambiguous/.test(first) ? 'a value starting with "-" needs the form --flag=VALUE' : `see lmdr ${command} --help`;
+    let hint = /ambiguous/.test(first) ? 'a value starting with "-" needs the form --flag=VALUE' : `see lmdr ${command} --help`;
+    const unknown = /^Unknown option '(-[^'=]+)/.exec(first)?.[1];
+    const near = unknown && nearest(unknown, ['--help', ...Object.keys(flags).map((f) => `--${f}`)]);
+    if (near) hint = `did you mean ${near}? see lmdr ${command} --help`;
     throw new UserError(`${first} (${hint})`);
   }
 }
@@ -45,4 +50,10 @@ export function oneOf<C extends string>(value: string | undefined, flag: string,
     throw new UserError(`--${flag} must be ${choices.slice(0, -1).join(', ')} or ${choices[choices.length - 1]}, got "${value}"`);
   }
   return value as C;
+}
+
+/** The one line a command prints when inputs were cut to a max length. */
+export function truncationNote(t: Truncation, what: string, flag: string, total?: number): string {
+  return `${t.inputs}${total !== undefined ? ` of ${total}` : ''} ${what} were longer than ${flag} ${t.maxLength} tokens and were truncated ` +
+    `(longest: ${t.longest} tokens); raise ${flag} to keep more`;
 }

@@ -6,8 +6,9 @@ import { UserError } from '../errors.ts';
 import { readJsonLines } from '../formats/jsonl.ts';
 import { writeNpy } from '../formats/npy.ts';
 import type { PoolingMode } from '../native.ts';
-import { oneOf, parseFlags, positiveInt, requireFlag } from './args.ts';
+import { oneOf, parseFlags, positiveInt, requireFlag, truncationNote } from './args.ts';
 import { ProgressBar } from './progress.ts';
+import { array, describeValue, jsonKeys, number, object, parse, string } from '../schema.ts';
 
 const HELP = `usage: lmdr encode --model DIR --input FILE.jsonl --output FILE.npy [flags]
 
@@ -26,6 +27,7 @@ given: no special tokens, no EOS; a model dir without tokenizer.json needs this 
   --no-normalize            keep raw pooled vectors (default: L2-normalized)
   --adapter DIR             a PEFT LoRA adapter dir applied on top of the model
   --device cpu|cuda|cuda:N  default: CUDA when usable, else CPU ($LMDR_DEVICE)
+  --replace-invalid-utf8    read invalid UTF-8 as U+FFFD (default: an error naming FILE:LINE)
   --help                    this text
 `;
 
@@ -40,13 +42,14 @@ interface EncodeFlags {
   normalize: boolean;
   adapter?: string;
   device?: string;
+  replaceInvalidUtf8: boolean;
   help: boolean;
 }
 
 export function parseEncodeFlags(argv: string[]): EncodeFlags {
   const values = parseFlags('encode', argv, {
     model: 'string', input: 'string', output: 'string', pooling: 'string', 'max-length': 'string', instruction: 'string',
-    'batch-size': 'string', 'no-normalize': 'boolean', adapter: 'string', device: 'string',
+    'batch-size': 'string', 'no-normalize': 'boolean', adapter: 'string', device: 'string', 'replace-invalid-utf8': 'boolean',
   });
   const help = values.help === true;
   const required = (value: string | undefined, flag: string, what: string) => (help ? value ?? '' : requireFlag('encode', value, flag, what));
@@ -61,23 +64,26 @@ export function parseEncodeFlags(argv: string[]): EncodeFlags {
     normalize: values['no-normalize'] !== true,
     adapter: values.adapter,
     device: values.device,
+    replaceInvalidUtf8: values['replace-invalid-utf8'] === true,
     help,
   };
 }
 
-/** One input per JSON line; shape errors name file:line. */
-async function readInputs(file: string): Promise<{ inputs: EncodeInput[]; lines: number[] }> {
+// The three forms of an input line; extra keys (ids, metadata) are allowed and ignored.
+const textLine = object({ text: string() }, { unknownKeys: 'keep' });
+const idsLine = object({ input_ids: array(number({ int: true, min: 0 })) }, { unknownKeys: 'keep' });
+
+/** One input per JSON line; shape errors name file:line and the key. */
+async function readInputs(file: string, replaceInvalidUtf8: boolean): Promise<{ inputs: EncodeInput[]; lines: number[] }> {
   const inputs: EncodeInput[] = [];
   const lines: number[] = [];
-  for await (const { value, line } of readJsonLines(file, 'input')) {
+  for await (const { value, line } of readJsonLines(file, 'input', { replaceInvalidUtf8 })) {
+    const naming = jsonKeys(`${file}:${line}`, 'the line');
+    const v = value as Record<string, unknown>;
     if (typeof value === 'string') inputs.push(value);
-    else if (typeof value === 'object' && value !== null && typeof (value as { text?: unknown }).text === 'string') {
-      inputs.push({ text: (value as { text: string }).text });
-    } else if (typeof value === 'object' && value !== null && Array.isArray((value as { input_ids?: unknown }).input_ids)) {
-      inputs.push({ input_ids: (value as { input_ids: number[] }).input_ids });
-    } else {
-      throw new UserError(`${file}:${line}: expected a JSON string, {"text": "..."} or {"input_ids": [...]}`);
-    }
+    else if (typeof value === 'object' && value !== null && !Array.isArray(value) && 'text' in v) inputs.push({ text: parse(textLine, value, naming).text });
+    else if (typeof value === 'object' && value !== null && !Array.isArray(value) && 'input_ids' in v) inputs.push({ input_ids: parse(idsLine, value, naming).input_ids });
+    else throw new UserError(`${file}:${line}: expected a JSON string, {"text": "..."} or {"input_ids": [...]}, got ${describeValue(value)}`);
     lines.push(line);
   }
   if (inputs.length === 0) throw new UserError(`${file}: no inputs (the file is empty)`);
@@ -92,17 +98,17 @@ export async function run(argv: string[]): Promise<void> {
   }
   const outDir = path.dirname(path.resolve(flags.output));
   if (!fs.existsSync(outDir)) throw new UserError(`--output ${flags.output}: directory ${outDir} does not exist`);
-  const { inputs, lines } = await readInputs(flags.input);
+  const { inputs, lines } = await readInputs(flags.input, flags.replaceInvalidUtf8);
   const engine = await Engine.load(flags.model, { device: flags.device, adapter: flags.adapter });
   try {
     const opts = {
       pooling: flags.pooling, maxLength: flags.maxLength, instruction: flags.instruction, batchSize: flags.batchSize,
       normalize: flags.normalize, describeInput: (i: number) => `${flags.input}:${lines[i]}`,
     };
-    const sequences = engine.tokenize(inputs, opts);
-    const bar = new ProgressBar('encode', inputs.length, { unit: 'inputs' });
-    const embeddings = await engine.encodeIds(sequences, { ...opts, onProgress: (done) => bar.update(done) });
-    bar.finish();
+    let bar: ProgressBar | undefined; // made at the first batch, after every input tokenized without error
+    const embeddings = await engine.encode(inputs, { ...opts, onProgress: (done) => (bar ??= new ProgressBar('encode', inputs.length, { unit: 'inputs' })).update(done) });
+    bar?.finish();
+    if (embeddings.truncated) process.stderr.write(`lmdr encode: ${truncationNote(embeddings.truncated, 'inputs', '--max-length', inputs.length)}\n`);
     writeNpy(flags.output, { rows: embeddings.rows, cols: embeddings.dim, data: embeddings.data });
   } finally {
     engine.dispose();

@@ -8,7 +8,8 @@ import { UserError } from '../errors.ts';
 import { datasetFiles, evaluateRetrieval } from '../eval/evaluate.ts';
 import { DEFAULT_MEASURES, parseMeasures } from '../eval/metrics.ts';
 import { writeFileAtomic } from '../formats/atomic-write.ts';
-import { oneOf, parseFlags, positiveInt, requireFlag } from './args.ts';
+import { lockOutput } from '../formats/output-lock.ts';
+import { oneOf, parseFlags, positiveInt, requireFlag, truncationNote } from './args.ts';
 import { ProgressBar } from './progress.ts';
 
 const HELP = `usage: lmdr eval --model DIR (--beir DIR | --msmarco DIR) [flags]
@@ -39,6 +40,7 @@ the same model, adapter and passage settings reuses. Prints the metrics as one J
                              its place, as BEIR's evaluator does)
   --drop-self                MS MARCO: leave it out the same way (kept by default)
   --reencode                 ignore cached corpus embeddings
+  --replace-invalid-utf8     read invalid UTF-8 in the dataset as U+FFFD (default: an error naming FILE:LINE)
   --device cpu|cuda|cuda:N   default: CUDA when usable, else CPU ($LMDR_DEVICE)
   --no-progress              no progress bars
 `;
@@ -49,7 +51,7 @@ export async function run(argv: string[]): Promise<void> {
     measures: 'string', 'query-instruction': 'string', 'passage-instruction': 'string', 'query-max-len': 'string',
     'passage-max-len': 'string', 'batch-size': 'string', 'max-tokens': 'string', pooling: 'string', device: 'string',
     'no-title': 'boolean', 'all-queries': 'boolean', 'keep-self': 'boolean', 'drop-self': 'boolean', reencode: 'boolean',
-    'no-progress': 'boolean',
+    'no-progress': 'boolean', 'replace-invalid-utf8': 'boolean',
   });
   if (values.help) {
     process.stdout.write(HELP);
@@ -81,8 +83,10 @@ export async function run(argv: string[]): Promise<void> {
     }
     bar.update(done);
   };
+  fs.mkdirSync(output, { recursive: true });
+  const lock = lockOutput(output, 'lmdr eval'); // one eval writes OUTPUT at a time
+  if (lock.staleNote) process.stderr.write(`lmdr eval: ${lock.staleNote}\n`);
   try {
-    fs.mkdirSync(output, { recursive: true });
     const adapterStamp = values.adapter ? adapterFingerprint(values.adapter) : null;
     const result = await evaluateRetrieval(engine, {
       beir: values.beir, msmarco: values.msmarco, split, k, measures: values.measures,
@@ -94,6 +98,7 @@ export async function run(argv: string[]): Promise<void> {
       corpusCache: path.join(output, 'corpus'),
       corpusKey: { model: modelFingerprint(model), adapter: adapterStamp, reencode: values.reencode ? Date.now() : 0 },
       device: values.device,
+      replaceInvalidUtf8: values['replace-invalid-utf8'] === true,
       onProgress: progress,
     });
     for (const b of bars.values()) b.finish();
@@ -101,8 +106,12 @@ export async function run(argv: string[]): Promise<void> {
     writeFileAtomic(path.join(output, 'metrics.json'), [Buffer.from(text + '\n')]);
     process.stderr.write(`lmdr eval: ${result.numQueries} queries, ${result.corpusSize} passages` +
       `${result.corpusReused ? ' (corpus embeddings reused)' : ''}; wrote ${path.join(output, 'run.trec')}, ${path.join(output, 'metrics.json')}\n`);
+    for (const [what, t, flag] of [['passages', result.truncated.corpus, '--passage-max-len'], ['queries', result.truncated.queries, '--query-max-len']] as const) {
+      if (t) process.stderr.write(`lmdr eval: ${truncationNote(t, what, flag)}\n`);
+    }
     process.stdout.write(text + '\n');
   } finally {
+    lock.release();
     engine.dispose();
   }
 }

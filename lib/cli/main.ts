@@ -1,5 +1,6 @@
 // lmdr command-line entry: dispatches to one file per command. Exit codes: 0 ok, 1 user error.
 import { UserError } from '../errors.ts';
+import { nearest } from '../schema.ts';
 
 type Command = (argv: string[]) => Promise<void>;
 
@@ -29,7 +30,8 @@ export async function main(argv: string[]): Promise<number> {
   }
   const command = commands[name];
   if (!command) {
-    process.stderr.write(`lmdr: unknown command "${name}"\n${usage()}\n`);
+    const near = nearest(name, Object.keys(commands));
+    process.stderr.write(`lmdr: unknown command "${name}"${near ? ` (did you mean ${near}?)` : ''}\n${usage()}\n`);
     return 1;
   }
   try {

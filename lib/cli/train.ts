@@ -4,7 +4,9 @@ import { Engine } from '../engine.ts';
 import { UserError } from '../errors.ts';
 import { ProgressBar } from './progress.ts';
 import type { StepRecord } from '../train/log.ts';
-import { TRAIN_DEFAULTS, type TrainOptions } from '../train/options.ts';
+import { FLAG_NAMING, TRAIN_DEFAULTS, type TrainOptions } from '../train/options.ts';
+import { engineBackbone } from '../train/backbone.ts';
+import { train } from '../train/trainer.ts';
 
 const HELP = `usage: lmdr train --model DIR --data FILE.jsonl --output DIR [flags]
 
@@ -43,6 +45,7 @@ a plain HF model dir with --full), OUTPUT/checkpoint-<step>/, OUTPUT/train_log.j
   --eval-steps N            evaluation interval in steps, 0 = only at the start and the end (0)
   --seed S                  data order, negatives, dropout and LoRA init (${TRAIN_DEFAULTS.seed})
   --resume                  continue from the newest OUTPUT/checkpoint-<step>
+  --replace-invalid-utf8    read invalid UTF-8 in --data as U+FFFD (default: an error naming FILE:LINE)
   --device cpu|cuda|cuda:N  (default: CUDA when usable, else CPU; $LMDR_DEVICE)
   --no-progress             no progress bar (LMDR_PROGRESS=0|1 also decides)
 `;
@@ -53,7 +56,7 @@ const stringFlags = [
   'temperature', 'query-max-len', 'passage-max-len', 'query-instruction', 'passage-instruction', 'steps', 'epochs',
   'chunk-size', 'save-steps', 'eval-beir', 'eval-split', 'eval-steps', 'seed', 'device',
 ] as const;
-const booleanFlags = ['full', 'resume', 'recompute', 'no-progress'] as const;
+const booleanFlags = ['full', 'resume', 'recompute', 'no-progress', 'replace-invalid-utf8'] as const;
 
 export function parseTrainFlags(argv: string[]): { model: string; options: TrainOptions; progress: boolean } {
   const values = parseFlags('train', argv, Object.fromEntries([
@@ -105,6 +108,7 @@ export function parseTrainFlags(argv: string[]): { model: string; options: Train
     evalSteps: num('eval-steps'),
     seed: num('seed'),
     resume: values.resume === true,
+    replaceInvalidUtf8: values['replace-invalid-utf8'] === true,
     device: str('device'),
   };
   return { model, options, progress: values['no-progress'] !== true };
@@ -119,7 +123,8 @@ export async function run(argv: string[]): Promise<void> {
   const engine = await Engine.load(model, { device: options.device });
   try {
     const bar = progress ? stepProgress() : undefined;
-    const summary = await engine.train({ ...options, onStep: bar?.update });
+    // The trainer itself (what engine.train runs), so option errors name the flags.
+    const summary = await train(engineBackbone(engine), { ...options, onStep: bar?.update }, FLAG_NAMING);
     bar?.done();
     for (const w of summary.warnings) process.stderr.write(`lmdr train: warning: ${w}\n`);
     for (const ev of summary.evaluations) {

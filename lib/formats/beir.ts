@@ -4,7 +4,7 @@ import path from 'node:path';
 import { UserError } from '../errors.ts';
 import type { Qrels } from '../eval/metrics.ts';
 import { readJsonLines } from './jsonl.ts';
-import { requireFile } from './lines.ts';
+import { requireFile, type ReadLinesOptions } from './lines.ts';
 import { readQrels } from './trec.ts';
 
 /** One passage or query, with where it came from for error messages. */
@@ -55,8 +55,8 @@ export function beirFiles(dir: string, split: string): DatasetFiles {
  * Passages of corpus.jsonl in file order. The passage text is title + " " + text, trimmed
  * (BEIR's dense-retrieval convention), or the text alone with titles=false.
  */
-export async function* readBeirCorpus(file: string, titles = true): AsyncGenerator<TextRecord> {
-  for await (const { value, line } of readJsonLines(file, 'BEIR corpus')) {
+export async function* readBeirCorpus(file: string, titles = true, options: ReadLinesOptions = {}): AsyncGenerator<TextRecord> {
+  for await (const { value, line } of readJsonLines(file, 'BEIR corpus', options)) {
     const where = `${file}:${line}`;
     const v = asObject(value, where);
     const text = fieldText(v, 'text', where);
@@ -66,9 +66,9 @@ export async function* readBeirCorpus(file: string, titles = true): AsyncGenerat
 }
 
 /** Queries of queries.jsonl: id -> record (all splits; callers keep those in their qrels). */
-export async function readBeirQueries(file: string): Promise<Map<string, TextRecord>> {
+export async function readBeirQueries(file: string, options: ReadLinesOptions = {}): Promise<Map<string, TextRecord>> {
   const out = new Map<string, TextRecord>();
-  for await (const { value, line } of readJsonLines(file, 'BEIR queries')) {
+  for await (const { value, line } of readJsonLines(file, 'BEIR queries', options)) {
     const where = `${file}:${line}`;
     const v = asObject(value, where);
     const id = idOf(v, where);

@@ -1,7 +1,7 @@
 // JSON lines: one JSON value per line, streamed (lines come from readLines, so large files
 // never sit in memory whole). Every error names file:line. Blank lines are skipped.
 import { UserError } from '../errors.ts';
-import { readLines } from './lines.ts';
+import { readLines, type ReadLinesOptions } from './lines.ts';
 
 export interface JsonLine<T = unknown> {
   value: T;
@@ -9,8 +9,8 @@ export interface JsonLine<T = unknown> {
 }
 
 /** Stream the JSON values of a .jsonl file with their line numbers. */
-export async function* readJsonLines<T = unknown>(file: string, what = 'input'): AsyncGenerator<JsonLine<T>> {
-  const lines = readLines(file, what);
+export async function* readJsonLines<T = unknown>(file: string, what = 'input', options: ReadLinesOptions = {}): AsyncGenerator<JsonLine<T>> {
+  const lines = readLines(file, what, options);
   let lineNo = 0;
   try {
     for (;;) {
@@ -39,8 +39,8 @@ export async function* readJsonLines<T = unknown>(file: string, what = 'input'):
 }
 
 /** Read a whole .jsonl file into an array (convenience over readJsonLines). */
-export async function readJsonLinesAll<T = unknown>(file: string, what = 'input'): Promise<JsonLine<T>[]> {
+export async function readJsonLinesAll<T = unknown>(file: string, what = 'input', options: ReadLinesOptions = {}): Promise<JsonLine<T>[]> {
   const out: JsonLine<T>[] = [];
-  for await (const item of readJsonLines<T>(file, what)) out.push(item);
+  for await (const item of readJsonLines<T>(file, what, options)) out.push(item);
   return out;
 }

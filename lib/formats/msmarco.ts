@@ -2,7 +2,7 @@
 // queries.<split>.tsv ("qid<TAB>query") and qrels.<split>.tsv (TREC "qid 0 pid rel").
 import path from 'node:path';
 import { UserError } from '../errors.ts';
-import { readLines, requireFile } from './lines.ts';
+import { readLines, requireFile, type ReadLinesOptions } from './lines.ts';
 import type { DatasetFiles, TextRecord } from './beir.ts';
 
 export function msmarcoFiles(dir: string, split: string): DatasetFiles {
@@ -18,8 +18,8 @@ export function msmarcoFiles(dir: string, split: string): DatasetFiles {
 }
 
 /** "id<TAB>text" lines in file order; blank lines are skipped. */
-export async function* readIdTextTsv(file: string, what: string): AsyncGenerator<TextRecord> {
-  for await (const { text, lineNo } of readLines(file, what)) {
+export async function* readIdTextTsv(file: string, what: string, options: ReadLinesOptions = {}): AsyncGenerator<TextRecord> {
+  for await (const { text, lineNo } of readLines(file, what, options)) {
     if (text.trim() === '') continue;
     const where = `${file}:${lineNo}`;
     const tab = text.indexOf('\t');
@@ -30,13 +30,13 @@ export async function* readIdTextTsv(file: string, what: string): AsyncGenerator
   }
 }
 
-export function readMsmarcoCollection(file: string): AsyncGenerator<TextRecord> {
-  return readIdTextTsv(file, 'MS MARCO collection');
+export function readMsmarcoCollection(file: string, options: ReadLinesOptions = {}): AsyncGenerator<TextRecord> {
+  return readIdTextTsv(file, 'MS MARCO collection', options);
 }
 
-export async function readMsmarcoQueries(file: string): Promise<Map<string, TextRecord>> {
+export async function readMsmarcoQueries(file: string, options: ReadLinesOptions = {}): Promise<Map<string, TextRecord>> {
   const out = new Map<string, TextRecord>();
-  for await (const r of readIdTextTsv(file, 'MS MARCO queries')) {
+  for await (const r of readIdTextTsv(file, 'MS MARCO queries', options)) {
     if (out.has(r.id)) throw new UserError(`${r.where}: duplicate query id "${r.id}" (first at ${out.get(r.id)!.where})`);
     out.set(r.id, r);
   }

@@ -46,18 +46,24 @@ export class TextTokenizer {
     return new TextTokenizer(hf, eosId, file);
   }
 
-  /** Token ids for one text under the given pooling; never longer than maxLength. */
-  encode(text: string, pooling: PoolingMode, maxLength: number): number[] {
-    if (pooling !== 'eos') return this.encodeTruncated(text, maxLength);
+  /**
+   * Token ids for one text under the given pooling; never longer than maxLength. `untruncated`,
+   * when given, receives the length the sequence would have without truncation.
+   */
+  encode(text: string, pooling: PoolingMode, maxLength: number, untruncated?: { length: number }): number[] {
+    if (pooling !== 'eos') return this.encodeTruncated(text, maxLength, untruncated);
     if (this.eosId === null) {
       throw new UserError(`${this.file}: eos pooling needs an EOS token, but neither tokenizer_config.json "eos_token" nor config.json "eos_token_id" names one`);
     }
-    return [...this.encodeTruncated(text, maxLength - 1), this.eosId];
+    const ids = [...this.encodeTruncated(text, maxLength - 1, untruncated), this.eosId];
+    if (untruncated) untruncated.length += 1;
+    return ids;
   }
 
   /** Template-wrapped ids with the content truncated so the whole fits in maxLength. */
-  encodeTruncated(text: string, maxLength: number): number[] {
+  encodeTruncated(text: string, maxLength: number, untruncated?: { length: number }): number[] {
     const full = this.hf.encode(text, { add_special_tokens: true }).ids;
+    if (untruncated) untruncated.length = full.length;
     if (full.length <= maxLength) return full;
     const content = this.hf.encode(text, { add_special_tokens: false }).ids;
     const start = findRun(full, content);

@@ -18,12 +18,13 @@ export function engineBackbone(engine: Engine): TrainBackbone {
     pooling,
     tokenize(texts, maxLength, instruction, describe) {
       if (!engine.tokenizer) throw new UserError(`${engine.modelDir} has no tokenizer.json; training needs it to tokenize the texts of --data`);
-      const seqs = engine.tokenize(texts, { pooling, maxLength, instruction, describeInput: describe });
+      const { sequences: seqs, lengths } = engine.tokenizeWithLengths(texts, { pooling, maxLength, instruction, describeInput: describe });
+      const cut = lengths.flatMap((length, index) => (length > seqs[index].length ? [{ index, length }] : []));
       const cuSeqlens = new Int32Array(seqs.length + 1);
       seqs.forEach((s, i) => { cuSeqlens[i + 1] = cuSeqlens[i] + s.length; });
       const ids = new Int32Array(cuSeqlens[seqs.length]);
       seqs.forEach((s, i) => ids.set(s, cuSeqlens[i]));
-      return { ids, cuSeqlens };
+      return { ids, cuSeqlens, cut };
     },
     checkMaxLength(flag, maxLength) {
       // Longer texts are truncated to maxLength, so a sequence past the sliding window would come up sooner or later.

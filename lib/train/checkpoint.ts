@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors.ts';
-import { tempPathFor, writeFileAtomic } from '../formats/atomic-write.ts';
+import { writeDirAtomic, writeFileAtomic } from '../formats/atomic-write.ts';
 import { readSafetensorsHeader, readTensorValues, writeSafetensors } from '../model/safetensors.ts';
 import type { HostTensor } from '../native.ts';
 
@@ -38,26 +38,6 @@ export function listCheckpoints(output: string): { step: number; dir: string }[]
     .filter(({ m, name }) => m && fs.existsSync(path.join(output, name, TRAINER_STATE_FILE)))
     .map(({ m, name }) => ({ step: Number(m![1]), dir: path.join(output, name) }))
     .sort((a, b) => b.step - a.step);
-}
-
-/** Write a directory atomically: `fill` writes into a fresh temp dir beside `target`, which then replaces `target`. */
-export function writeDirAtomic(target: string, fill: (dir: string) => void): void {
-  const tmp = tempPathFor(target);
-  fs.mkdirSync(tmp, { recursive: true });
-  try {
-    fill(tmp);
-    if (fs.existsSync(target)) {
-      const old = `${tmp}.old`;
-      fs.renameSync(target, old);
-      fs.renameSync(tmp, target);
-      fs.rmSync(old, { recursive: true, force: true });
-    } else {
-      fs.renameSync(tmp, target);
-    }
-  } catch (err) {
-    fs.rmSync(tmp, { recursive: true, force: true });
-    throw err;
-  }
 }
 
 export function writeCheckpoint(output: string, state: TrainerState, optimizer: HostTensor[], writeModel: (dir: string) => void): string {

@@ -12,6 +12,8 @@
 //   negatives gets positives of other, uniformly chosen records instead.
 import { UserError } from '../errors.ts';
 import { readJsonLines } from '../formats/jsonl.ts';
+import type { ReadLinesOptions } from '../formats/lines.ts';
+import { array, jsonKeys, object, optional, parse, refine, string } from '../schema.ts';
 import { hashInts, permutation, Purpose, randInt, rng } from './random.ts';
 
 export interface TrainRecord {
@@ -32,29 +34,24 @@ export interface StepBatch {
   passageSources: string[]; // "FILE:LINE pos[k]" / "FILE:LINE neg[k]"
 }
 
-function isStringArray(v: unknown): v is string[] {
-  return Array.isArray(v) && v.every((x) => typeof x === 'string');
-}
+/** One line of a training file: the declaration its TrainRecord fields and their checks come from. */
+export const trainLineSchema = object({
+  query: string(),
+  pos: refine(array(string()), (v) => v.length > 0, 'is empty; every query needs a positive passage'),
+  neg: optional(array(string()), { nullable: true }),
+  task: optional(string()),
+}, { unknownKeys: 'keep', expected: 'a JSON object {"query", "pos", "neg"}' });
 
-/** Checks one parsed JSON line; errors name file:line and the field. */
+/** Checks one parsed JSON line; errors name file:line and the key. */
 export function toTrainRecord(value: unknown, file: string, line: number): TrainRecord {
-  const at = `${file}:${line}`;
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new UserError(`${at}: expected a JSON object {"query", "pos", "neg"}`);
-  const v = value as Record<string, unknown>;
-  if (typeof v.query !== 'string') throw new UserError(`${at}: missing "query" (a string)`);
-  if (v.pos === undefined) throw new UserError(`${at}: missing "pos" (a list of strings)`);
-  if (!isStringArray(v.pos)) throw new UserError(`${at}: "pos" must be a list of strings`);
-  if (v.pos.length === 0) throw new UserError(`${at}: "pos" is empty; every query needs a positive passage`);
-  const neg = v.neg === undefined || v.neg === null ? [] : v.neg;
-  if (!isStringArray(neg)) throw new UserError(`${at}: "neg" must be a list of strings`);
-  if (v.task !== undefined && typeof v.task !== 'string') throw new UserError(`${at}: "task" must be a string`);
-  return { query: v.query, pos: v.pos, neg, task: v.task as string | undefined, line };
+  const v = parse(trainLineSchema, value, jsonKeys(`${file}:${line}`, 'the line'));
+  return { query: v.query, pos: v.pos, neg: v.neg ?? [], task: v.task, line };
 }
 
 /** Every record of a training file; blank lines are skipped, anything else bad is an error naming file:line. */
-export async function loadTrainData(file: string): Promise<TrainRecord[]> {
+export async function loadTrainData(file: string, options: ReadLinesOptions = {}): Promise<TrainRecord[]> {
   const records: TrainRecord[] = [];
-  for await (const { value, line } of readJsonLines(file, '--data')) records.push(toTrainRecord(value, file, line));
+  for await (const { value, line } of readJsonLines(file, '--data', options)) records.push(toTrainRecord(value, file, line));
   if (records.length === 0) throw new UserError(`${file}: no training records`);
   return records;
 }

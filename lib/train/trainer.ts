@@ -10,7 +10,10 @@ import { dataFingerprint, loadTrainData, Sampler, type TrainRecord } from './dat
 import { checkFingerprint, listCheckpoints, readOptimizerState, readTrainerState, writeCheckpoint, type TrainerState } from './checkpoint.ts';
 import { StepLog, type StepRecord } from './log.ts';
 import { EVAL_LOG, TRAIN_LOG, writeTrainingCurves } from '../plot/training-curves.ts';
-import { BERT_LORA_TARGETS, DECODER_LORA_TARGETS, resolveTrainOptions, type ResolvedTrainOptions, type TrainOptions } from './options.ts';
+import { API_NAMING, BERT_LORA_TARGETS, DECODER_LORA_TARGETS, MAX_STEPS, resolveTrainOptions, type ResolvedTrainOptions, type TrainOptions } from './options.ts';
+import { removeDeadTemps } from '../formats/atomic-write.ts';
+import { lockOutput } from '../formats/output-lock.ts';
+import type { CheckContext } from '../schema.ts';
 import { hashInts, Purpose } from './random.ts';
 import { learningRate, warmupSteps, type ScheduleSpec } from './schedule.ts';
 
@@ -21,8 +24,12 @@ export interface TrainBackbone {
   modelDir: string;
   arch: 'decoder' | 'bert';
   pooling: PoolingMode;
-  /** Token ids of each text exactly as encode makes them (EOS pooling: truncated to maxLen-1, EOS appended), packed; errors name describe(i). */
-  tokenize(texts: string[], maxLength: number, instruction: string, describe?: (i: number) => string): { ids: Int32Array; cuSeqlens: Int32Array };
+  /**
+   * Token ids of each text exactly as encode makes them (EOS pooling: truncated to maxLen-1, EOS
+   * appended), packed; errors name describe(i). `cut` lists the texts truncation shortened.
+   */
+  tokenize(texts: string[], maxLength: number, instruction: string, describe?: (i: number) => string):
+    { ids: Int32Array; cuSeqlens: Int32Array; cut?: { index: number; length: number }[] };
   /** Refuses a max length the model cannot run (the flag is named in the message). */
   checkMaxLength(flag: string, maxLength: number): void;
   /** Full mode: write the model's current weights as a plain HF model dir. */
@@ -93,33 +100,42 @@ function fingerprint(o: ResolvedTrainOptions, records: TrainRecord[], totalSteps
 
 export class TrainingDiverged extends UserError {}
 
-// Temp files and dirs of writes a killed run left in OUTPUT: every writer names them with tempPathFor
-// (.<name>.<pid>.<ms>.tmp, plus .old while a dir is swapped); the pid-only form is matched too.
-const LEFTOVER_TEMP = /^\..+\.\d+(\.\d+)?\.tmp(\.old)?$/;
-
 /** OUTPUT must be a directory or not exist yet, and (full mode) not the model dir it would overwrite. */
 function checkOutput(o: ResolvedTrainOptions, modelDir: string): void {
   if (fs.existsSync(o.output) && !fs.statSync(o.output).isDirectory()) throw new UserError(`--output ${o.output} exists and is not a directory`);
   if (o.full && path.resolve(o.output) === path.resolve(modelDir)) throw new UserError(`--output ${o.output} is the model dir itself; --full writes a new model dir there, choose another --output`);
 }
 
-/** Create OUTPUT and remove what a killed run's unfinished writes left in it. */
-function prepareOutput(output: string): void {
-  fs.mkdirSync(output, { recursive: true });
-  for (const name of fs.readdirSync(output)) {
-    if (LEFTOVER_TEMP.test(name)) fs.rmSync(path.join(output, name), { recursive: true, force: true });
+/**
+ * Train under OUTPUT's lock: a second run into the same OUTPUT fails at once naming this one.
+ * `naming` words option errors for the caller (the API's keys by default, the CLI's flags).
+ */
+export async function train(backbone: TrainBackbone, options: TrainOptions, naming: CheckContext = API_NAMING): Promise<TrainSummary> {
+  const o = resolveTrainOptions(options, naming);
+  checkOutput(o, backbone.modelDir);
+  // (the lock lives beside OUTPUT: OUTPUT itself is created only once the run is known to start)
+  const lock = lockOutput(o.output, naming === API_NAMING ? 'engine.train' : 'lmdr train');
+  try {
+    const summary = await trainLocked(backbone, o, naming);
+    if (lock.staleNote) summary.warnings.unshift(lock.staleNote);
+    return summary;
+  } finally {
+    lock.release();
   }
 }
 
-export async function train(backbone: TrainBackbone, options: TrainOptions): Promise<TrainSummary> {
-  const o = resolveTrainOptions(options);
+async function trainLocked(backbone: TrainBackbone, o: ResolvedTrainOptions, naming: CheckContext): Promise<TrainSummary> {
   const { model } = backbone;
-  checkOutput(o, backbone.modelDir);
-  backbone.checkMaxLength('--query-max-len', o.queryMaxLen);
-  backbone.checkMaxLength('--passage-max-len', o.passageMaxLen);
-  const records = await loadTrainData(o.data);
+  const flag = (key: keyof TrainOptions) => (naming.label ?? ((k: string) => k))(key);
+  backbone.checkMaxLength(flag('queryMaxLen'), o.queryMaxLen);
+  backbone.checkMaxLength(flag('passageMaxLen'), o.passageMaxLen);
+  const records = await loadTrainData(o.data, { replaceInvalidUtf8: o.replaceInvalidUtf8 });
   const sampler = new Sampler(records, o.batchSize, o.groupSize, o.seed, o.data);
   const totalSteps = o.steps ?? Math.max(1, Math.ceil((o.epochs ?? 1) * sampler.stepsPerEpoch));
+  if (totalSteps > MAX_STEPS) {
+    throw new UserError(`${flag('epochs')} ${o.epochs} is ${totalSteps.toPrecision(3)} steps of ${o.batchSize} queries ` +
+      `(${sampler.stepsPerEpoch} per epoch), more than the limit of ${MAX_STEPS} steps; give fewer epochs or ${flag('steps')}`);
+  }
   const schedule: ScheduleSpec = { kind: o.lrScheduler, lr: o.lr, totalSteps, warmupSteps: warmupSteps(totalSteps, o.warmupSteps, o.warmupRatio) };
 
   // The output dir holds one run: refuse to mix a new run into an old one.
@@ -129,7 +145,7 @@ export async function train(backbone: TrainBackbone, options: TrainOptions): Pro
   // (Full mode writes a model dir into OUTPUT: an existing one is not overwritten either.)
   const results = [ADAPTER_WEIGHTS, ADAPTER_CONFIG, ...(o.full ? ['config.json', 'model.safetensors', 'model.safetensors.index.json'] : [])];
   if (!o.resume && (checkpoints.length > 0 || results.some((f) => fs.existsSync(path.join(o.output, f))))) {
-    throw new UserError(`--output ${o.output} already holds a training run (or a model); pass --resume to continue a run or choose another --output`);
+    throw new UserError(`${flag('output')} ${o.output} already holds a training run (or a model); pass ${flag('resume')} to continue a run or choose another ${flag('output')}`);
   }
 
   // Trainable parameters: fresh LoRA, an initial adapter, a checkpoint's adapter, or full fine-tuning.
@@ -167,7 +183,8 @@ export async function train(backbone: TrainBackbone, options: TrainOptions): Pro
     lastCheckpoint = resumeFrom.dir;
   }
 
-  prepareOutput(o.output);
+  fs.mkdirSync(o.output, { recursive: true });
+  removeDeadTemps(o.output); // what killed runs' unfinished writes left (their pids are gone)
   const writeModel = (dir: string) => (lora ? writeAdapter(dir, lora, model.params()) : backbone.writeFullModel(dir));
   const lastGood = () => (lastCheckpoint ? `the last good checkpoint is ${lastCheckpoint}` : 'no checkpoint was written');
   const save = (step: number, loss: number): string => {
@@ -194,6 +211,9 @@ export async function train(backbone: TrainBackbone, options: TrainOptions): Pro
     evaluations.push(record);
   };
   const losses: number[] = [];
+  // Texts truncation shortened, by their source ("FILE:LINE pos[0]"): reported once, at the end.
+  const cutQueries = new Map<string, number>();
+  const cutPassages = new Map<string, number>();
   const started = performance.now();
   let tokensTotal = 0;
   model.zeroGrad();
@@ -202,10 +222,11 @@ export async function train(backbone: TrainBackbone, options: TrainOptions): Pro
     for (let step = startStep; step < totalSteps; step++) {
       const t0 = performance.now();
       const batch = sampler.batch(step);
-      const packed = concatPacked([
-        backbone.tokenize(batch.queries, o.queryMaxLen, o.queryInstruction, (i) => batch.querySources[i]),
-        backbone.tokenize(batch.passages, o.passageMaxLen, o.passageInstruction, (i) => batch.passageSources[i]),
-      ]);
+      const q = backbone.tokenize(batch.queries, o.queryMaxLen, o.queryInstruction, (i) => batch.querySources[i]);
+      const p = backbone.tokenize(batch.passages, o.passageMaxLen, o.passageInstruction, (i) => batch.passageSources[i]);
+      for (const c of q.cut ?? []) cutQueries.set(batch.querySources[c.index], c.length);
+      for (const c of p.cut ?? []) cutPassages.set(batch.passageSources[c.index], c.length);
+      const packed = concatPacked([q, p]);
       const loss = await contrastiveStep(backbone, packed, o, hashInts(o.seed, Purpose.dropout, step));
       const where = lastGood();
       if (!Number.isFinite(loss)) throw new TrainingDiverged(`loss is ${loss} at step ${step + 1}; stopped, ${where}`);
@@ -239,6 +260,12 @@ export async function train(backbone: TrainBackbone, options: TrainOptions): Pro
   // The run's result at the top of OUTPUT: the adapter (PEFT) or, in full mode, the HF model files.
   writeModel(o.output);
   const warnings: string[] = [];
+  for (const [cut, what, key] of [[cutQueries, 'queries', 'queryMaxLen'], [cutPassages, 'passages', 'passageMaxLen']] as const) {
+    if (cut.size === 0) continue;
+    const longest = Math.max(...cut.values());
+    warnings.push(`${cut.size} ${what} were longer than ${flag(key)} ${o[key]} tokens and were truncated (longest: ${longest} tokens, ` +
+      `e.g. ${cut.keys().next().value}); raise ${flag(key)} to keep more`);
+  }
   try {
     await writeTrainingCurves(o.output);
   } catch (err) {

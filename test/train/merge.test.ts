@@ -9,8 +9,8 @@ import { Engine } from '../../lib/engine.ts';
 import { readSafetensorsHeader, readTensorValues, writeSafetensors } from '../../lib/model/safetensors.ts';
 import { normalRng } from '../helpers/rng.ts';
 import { makeTinyModel, type TinyArch } from '../helpers/tiny-models.ts';
-import { writeMergedModel } from '../../lib/merge.ts';
-import { crashAtRename, maxAbs, maxAbsDiff, tmpDir } from './fixtures.ts';
+import { MERGE_MANIFEST } from '../../lib/merge.ts';
+import { maxAbs, maxAbsDiff, tmpDir } from './fixtures.ts';
 
 const texts = ['the river flows to the ocean', 'a king and a queen', 'how does iron grow ?', 'blue light', 'old stone bridge'];
 
@@ -74,7 +74,7 @@ describe('train: merge and adapters at inference', function () {
       expect(maxAbsDiff(fromMerged, withAdapter)).to.be.below(1e-5);
 
       // Same files (config, tokenizer), same HF names, shapes and dtypes.
-      expect(fs.readdirSync(merged).sort()).to.deep.equal(fs.readdirSync(base).sort());
+      expect(fs.readdirSync(merged).filter((f) => f !== MERGE_MANIFEST).sort()).to.deep.equal(fs.readdirSync(base).sort());
       expect(fs.readFileSync(path.join(merged, 'config.json'), 'utf8')).to.equal(fs.readFileSync(path.join(base, 'config.json'), 'utf8'));
       const before = tensorsOf(base);
       const after = tensorsOf(merged);
@@ -106,30 +106,7 @@ describe('train: merge and adapters at inference', function () {
     });
   }
 
-  it('a merge killed at any point leaves no config.json beside weights it does not describe', async () => {
-    const base = makeTinyModel({ arch: 'qwen2', tokenizer: true, seed: 14, sharded: true });
-    const adapters = [await randomAdapter(base, ['q_proj', 'down_proj'], 8), await randomAdapter(base, ['q_proj', 'down_proj'], 9)];
-    const engines = await Promise.all(adapters.map((adapter) => Engine.load(base, { device: 'cpu', adapter })));
-    try {
-      const clean = path.join(tmpDir('merge-crash'), 'clean');
-      writeMergedModel(engines[1].native, base, engines[1].config, clean);
-      const want = tensorsOf(clean);
-      let points = 0;
-      for (let n = 1; ; n++) {
-        const out = path.join(tmpDir('merge-crash'), 'model');
-        writeMergedModel(engines[0].native, base, engines[0].config, out);
-        const crashed = crashAtRename(n, () => writeMergedModel(engines[1].native, base, engines[1].config, out));
-        if (fs.existsSync(path.join(out, 'config.json'))) {
-          for (const [name, t] of tensorsOf(out)) expect(Array.from(t.values), `crash at rename ${n}: ${name}`).to.deep.equal(Array.from(want.get(name)!.values));
-        }
-        if (!crashed) break;
-        points++;
-      }
-      expect(points).to.be.at.least(4);
-    } finally {
-      engines.forEach((e) => e.dispose());
-    }
-  });
+  // (a merge killed at any point: test/train/merge-safety.test.ts kills real `lmdr merge` processes)
 
   it('a BF16 sharded model merges into BF16 shards under the same index', async () => {
     const base = makeTinyModel({ arch: 'qwen2', tokenizer: true, seed: 12, dtype: 'BF16', sharded: true });

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { UserError } from '../../lib/errors.ts';
-import { resolveTrainOptions } from '../../lib/train/options.ts';
+import { FLAG_NAMING, resolveTrainOptions, type TrainOptions } from '../../lib/train/options.ts';
 import { parseTrainFlags } from '../../lib/cli/train.ts';
 
 describe('train: options and flags', () => {
@@ -35,21 +35,25 @@ describe('train: options and flags', () => {
     });
   });
 
-  const bad: [object, RegExp][] = [
-    [{ groupSize: 1 }, /--group-size must be an integer >= 2/],
-    [{ batchSize: 0 }, /--batch-size must be an integer >= 1/],
-    [{ loraR: 2.5 }, /--lora-r/],
-    [{ loraDropout: 1 }, /--lora-dropout must be in \[0, 1\)/],
-    [{ optimizer: 'adam' }, /--optimizer must be adamw or sgd/],
-    [{ lrScheduler: 'cosine' }, /--lr-scheduler must be linear or constant/],
-    [{ steps: 3, epochs: 1 }, /--steps or --epochs, not both/],
-    [{ temperature: 0 }, /--temperature must be > 0/],
-    [{ full: true, initAdapter: 'a' }, /exclude each other/],
-    [{ maxGradNorm: -1 }, /--max-grad-norm/],
+  // Each bad option is named the API's way (engine.train: key) and, through FLAG_NAMING, the CLI's (--flag).
+  const bad: [object, RegExp, RegExp][] = [
+    [{ groupSize: 1 }, /^engine\.train: groupSize must be an integer >= 2, got 1$/, /^--group-size must be an integer >= 2, got 1$/],
+    [{ batchSize: 0 }, /^engine\.train: batchSize must be an integer >= 1, got 0$/, /^--batch-size must be an integer >= 1, got 0$/],
+    [{ loraR: 2.5 }, /^engine\.train: loraR must be an integer >= 1, got 2\.5$/, /^--lora-r must be an integer >= 1, got 2\.5$/],
+    [{ loraDropout: 1 }, /loraDropout must be a number in \[0, 1\), got 1$/, /^--lora-dropout must be a number in \[0, 1\), got 1$/],
+    [{ optimizer: 'adam' }, /optimizer must be adamw or sgd, got the string "adam" \(did you mean "adamw"\?\)$/, /^--optimizer must be adamw or sgd, got the string "adam"/],
+    [{ lrScheduler: 'cosine' }, /lrScheduler must be linear or constant, got the string "cosine"$/, /^--lr-scheduler must be linear or constant/],
+    [{ steps: 3, epochs: 1 }, /^engine\.train: give steps or epochs, not both$/, /^give --steps or --epochs, not both$/],
+    [{ temperature: 0 }, /temperature must be a number > 0, got 0$/, /^--temperature must be a number > 0, got 0$/],
+    [{ full: true, initAdapter: 'a' }, /full and initAdapter exclude each other/, /--full and --init-adapter exclude each other/],
+    [{ maxGradNorm: -1 }, /maxGradNorm must be a number >= 0, got -1$/, /^--max-grad-norm must be a number >= 0, got -1$/],
+    [{ steps: 2 ** 31 }, /steps must be an integer >= 1 and <= 2147483647, got 2147483648$/, /^--steps must be an integer >= 1 and <= 2147483647/],
+    [{ warmupSteps: 2, warmupRatio: 0.1 }, /give warmupSteps or warmupRatio, not both/, /give --warmup-steps or --warmup-ratio, not both/],
   ];
-  for (const [patch, re] of bad) {
-    it(`rejects ${JSON.stringify(patch)}`, () => {
-      expect(() => resolveTrainOptions({ data: 'd', output: 'o', ...patch })).to.throw(UserError, re);
+  for (const [patch, apiRe, flagRe] of bad) {
+    it(`rejects ${JSON.stringify(patch)}, in API names and in flag names`, () => {
+      expect(() => resolveTrainOptions({ data: 'd', output: 'o', ...patch } as TrainOptions)).to.throw(UserError, apiRe);
+      expect(() => resolveTrainOptions({ data: 'd', output: 'o', ...patch } as TrainOptions, FLAG_NAMING)).to.throw(UserError, flagRe);
     });
   }
 });

@@ -145,7 +145,7 @@ describe('train: runs', function () {
       expect.fail('no error');
     } catch (err) {
       expect(err).to.be.instanceOf(UserError);
-      expect((err as Error).message).to.match(/^--passage-max-len 16 exceeds the sliding window of .* \(12 tokens\)/);
+      expect((err as Error).message).to.match(/^passageMaxLen 16 exceeds the sliding window of .* \(12 tokens\)/); // the API's name (the CLI says --passage-max-len)
     } finally {
       e.dispose();
     }
@@ -215,7 +215,7 @@ describe('train: runs', function () {
       err = e;
     }
     expect(err).to.be.instanceOf(UserError);
-    expect((err as Error).message).to.match(/already holds a training run \(or a model\); pass --resume/);
+    expect((err as Error).message).to.match(/already holds a training run \(or a model\); pass resume to continue/);
   });
 
   it('refuses to resume with different settings, naming the first that differs', async () => {
