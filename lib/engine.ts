@@ -10,6 +10,7 @@ import { applyAdapter } from './adapters/peft.ts';
 import { engineBackbone } from './train/backbone.ts';
 import type { TrainOptions } from './train/options.ts';
 import { train, type TrainSummary } from './train/trainer.ts';
+import { scoreTokens, type ScoreOptions, type ScorePair, type TokenScore } from './lm/score.ts';
 import type { EvaluateRetrievalOptions, RetrievalEvaluation } from './eval/evaluate.ts';
 import type { SearchResult, VectorIndex } from './search/index.ts';
 import { array, boolean, describeValue, func, number, object, oneOf, optional, parse, string, type Infer } from './schema.ts';
@@ -261,6 +262,11 @@ export class Engine {
     // Imported on use: the evaluation module imports Engine itself.
     const { evaluateRetrieval } = await import('./eval/evaluate.ts');
     return evaluateRetrieval(this, options, 'engine.evaluate');
+  }
+
+  /** Causal LMs: per pair, the sum and mean of log p(target tokens | context) and the token count (lib/lm/score.ts). */
+  async scoreTokens(pairs: ScorePair[], opts: ScoreOptions = {}): Promise<TokenScore[]> {
+    return scoreTokens(this, pairs, opts);
   }
 
   dispose(): void {

@@ -15,6 +15,7 @@ export function engineBackbone(engine: Engine): TrainBackbone {
     model,
     modelDir: engine.modelDir,
     arch: engine.config.native.arch,
+    loraTargets: engine.config.loraTargets,
     pooling,
     tokenize(texts, maxLength, instruction, describe) {
       if (!engine.tokenizer) throw new UserError(`${engine.modelDir} has no tokenizer.json; training needs it to tokenize the texts of --data`);

@@ -23,6 +23,8 @@ export interface TrainBackbone {
   model: NativeModel;
   modelDir: string;
   arch: 'decoder' | 'bert';
+  /** LoRA targets when the options name none (the architecture's attention and MLP linears) */
+  loraTargets?: string[];
   pooling: PoolingMode;
   /**
    * Token ids of each text exactly as encode makes them (EOS pooling: truncated to maxLen-1, EOS
@@ -160,7 +162,7 @@ async function trainLocked(backbone: TrainBackbone, o: ResolvedTrainOptions, nam
     const c = applyAdapter(model, loraSource, o.loraDropout);
     lora = { ...c, dropout: o.loraDropout, baseModel: backbone.modelDir };
   } else {
-    const targets = o.loraTargets ?? (backbone.arch === 'bert' ? BERT_LORA_TARGETS : DECODER_LORA_TARGETS);
+    const targets = o.loraTargets ?? backbone.loraTargets ?? (backbone.arch === 'bert' ? BERT_LORA_TARGETS : DECODER_LORA_TARGETS);
     try {
       addLora(model, { targets, r: o.loraR, alpha: o.loraAlpha, dropout: o.loraDropout, seed: hashInts(o.seed, Purpose.loraInit) });
     } catch (err) {

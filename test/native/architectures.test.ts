@@ -33,6 +33,17 @@ const cases: Case[] = [
   { arch: 'phi3', model: { arch: 'phi3', seed: 65 }, what: 'fused qkv_proj and gate_up_proj' },
 ];
 
+async function expectReject(p: Promise<unknown>, message: RegExp): Promise<void> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).to.be.instanceOf(UserError);
+    expect((err as Error).message).to.match(message);
+    return;
+  }
+  expect.fail(`expected a rejection matching ${message}`);
+}
+
 function randomSequences(seed: number, count: number, vocab: number, maxLen = 12): number[][] {
   const u = uniformRng(seed);
   return Array.from({ length: count }, () => Array.from({ length: randInt(u, 1, maxLen + 1) }, () => randInt(u, 0, vocab)));
@@ -228,6 +239,43 @@ describe('architectures: qwen3, gemma, gemma2, phi, phi3', function () {
       }
     });
   }
+
+  it('Engine.scoreTokens: sum, mean and count of log p(target | context) per pair, texts and ids, batched', async () => {
+    for (const tied of [true, false]) {
+      const dir = makeTinyModel({ arch: 'phi3', seed: 71, tokenizer: true, tieWordEmbeddings: tied, dir: tempDir() });
+      const engine = await Engine.load(dir, { device: 'cpu-f64' });
+      try {
+        const ref = new ReferenceModel(dir);
+        const pairs = [
+          { context: 'the river is', target: 'deep and long' },
+          { context: { input_ids: [5, 9] }, target: { input_ids: [40] } },
+          { context: 'what city', target: { input_ids: [33, 34, 35, 36] } },
+        ];
+        const got = await engine.scoreTokens(pairs, { maxTokens: 8 }); // 3 native calls
+        const tok = engine.tokenizer!.hf;
+        pairs.forEach((p, i) => {
+          const ctx = typeof p.context === 'string' ? tok.encode(p.context, { add_special_tokens: true }).ids : p.context.input_ids;
+          const tgt = typeof p.target === 'string' ? tok.encode(p.target, { add_special_tokens: false }).ids : p.target.input_ids;
+          const lp = ref.targetLogprobs([...ctx, ...tgt]).slice(ctx.length - 1);
+          const sum = lp.reduce((a, b) => a + b, 0);
+          expect(got[i].count).to.equal(tgt.length);
+          expect(got[i].sum).to.be.closeTo(sum, 1e-6 * tgt.length);
+          expect(got[i].mean).to.be.closeTo(sum / tgt.length, 1e-6);
+        });
+        expect(got[0].count).to.equal(3);
+        await expectReject(engine.scoreTokens([{ context: { input_ids: [] }, target: 'deep' }]), /pair 0: the context has no tokens/);
+        await expectReject(engine.scoreTokens([{ context: 'the', target: { input_ids: [100] } }]), /pair 0: token id 100 at position \d+ is outside the vocabulary/);
+      } finally {
+        engine.dispose();
+      }
+    }
+    const bert = await Engine.load(makeTinyModel({ arch: 'bert', seed: 72, dir: tempDir() }), { device: 'cpu' });
+    try {
+      await expectReject(bert.scoreTokens([{ context: { input_ids: [1] }, target: { input_ids: [2] } }]), /a bert model has no LM head/);
+    } finally {
+      bert.dispose();
+    }
+  });
 
   it('unsupported config values are one clear error naming the key and the value', () => {
     const base = JSON.parse(JSON.stringify({

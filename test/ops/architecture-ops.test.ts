@@ -75,7 +75,7 @@ for (const { device, tol } of forwardDevices) {
         for (const [lens, window] of [[cu, 3], [Int32Array.from([0, 70, 141]), 37]] as const) {
           const n = lens[lens.length - 1];
           const q = randn(n * Hq * D, 6, 2), k = randn(n * Hkv * D, 7, 2), v = randn(n * Hkv * D, 8);
-          for (const mods of [{ softcap: 1.5 }, { window }, { softcap: 2.5, window }]) {
+          for (const mods of [{ softcap: 1.5 }, { window }, { softcap: 2.5, window }] as Record<string, number>[]) {
             const r = runOp(device, 'attention_forward', { Hq, Hkv, D, q, k, v, cuSeqlens: lens, causal, scale, ...mods });
             expectClose(r.out, packedAttention(q, k, v, lens, Hq, Hkv, D, causal, { scale, ...mods }), tol, `attention ${JSON.stringify(mods)}`);
           }
@@ -98,7 +98,7 @@ for (const { device, tol } of forwardDevices) {
       const targets = Int32Array.from([0, 22, 5, 11, 17, 3]);
       for (const softcap of [0, 3]) {
         const capped = softcap ? logits.map((x) => softcap * Math.tanh(x / softcap)) : logits;
-        let max = new Float64Array(N).fill(-Infinity), sum = new Float64Array(N), target = new Float64Array(N);
+        let max: Float64Array = new Float64Array(N).fill(-Infinity), sum: Float64Array = new Float64Array(N), target: Float64Array = new Float64Array(N);
         for (let v0 = 0; v0 < V; v0 += 5) {
           const Vb = Math.min(5, V - v0);
           const block = new Float64Array(N * Vb);
@@ -159,7 +159,7 @@ describe('architecture ops backward (finite differences on cpu-f64, cpu vs cpu-f
     it(`attention_backward with soft-capping and a sliding window (${causal ? 'causal' : 'bidirectional'})`, () => {
       const Hq = 4, Hkv = 2, D = 4, scale = 0.7;
       const q = randn(T * Hq * D, 30, 2), k = randn(T * Hkv * D, 31, 2), v = randn(T * Hkv * D, 32), R = randn(T * Hq * D, 33);
-      for (const mods of [{ softcap: 1.2 }, { window: 3 }, { softcap: 2, window: 4 }]) {
+      for (const mods of [{ softcap: 1.2 }, { window: 3 }, { softcap: 2, window: 4 }] as Record<string, number>[]) {
         const fwd = () => runOp(F64, 'attention_forward', { Hq, Hkv, D, q, k, v, cuSeqlens: cu, causal, scale, ...mods });
         const { out, lse } = fwd();
         const args = { Hq, Hkv, D, q, k, v, dout: R, out, lse, cuSeqlens: cu, causal, scale, ...mods };
