@@ -260,7 +260,8 @@ export function editDistance(a: string, b: string): number {
 
 /**
  * The candidate nearest to `word`, when it is near enough to be a likely typo: case, "-" and
- * "_" are ignored (max_length -> maxLength), and at most a third of the letters may differ.
+ * "_" are ignored (max_length -> maxLength), and at most a third of the letters may differ; else
+ * a candidate that `word` starts with or that starts with `word`.
  */
 export function nearest(word: string, candidates: readonly string[]): string | undefined {
   const norm = (s: string) => s.toLowerCase().replace(/[-_\s]/g, '');
@@ -274,7 +275,9 @@ export function nearest(word: string, candidates: readonly string[]): string | u
       bestDistance = dist;
     }
   }
-  return best !== undefined && bestDistance <= Math.max(1, Math.floor(w.length / 3)) ? best : undefined;
+  if (best !== undefined && bestDistance <= Math.max(1, Math.floor(w.length / 3))) return best;
+  // a longer or shorter spelling of a name ("--lora-rank" for "--lora-r")
+  return candidates.find((c) => norm(c).length >= 3 && w.length >= 3 && (w.startsWith(norm(c)) || norm(c).startsWith(w)));
 }
 
 function nearestHint(word: string, candidates: readonly string[]): string {

@@ -1,7 +1,7 @@
 // lmdr search: exact (or HNSW) inner-product top-k between two .npy matrices -> a TREC run.
 import { UserError } from '../errors.ts';
 import { readNpy } from '../formats/npy.ts';
-import { buildIndex, INDEX_KINDS, readIds } from '../search/index.ts';
+import { buildIndex, checkFinite, INDEX_KINDS, readIds } from '../search/index.ts';
 import { searchToRun } from '../search/run.ts';
 import { oneOf, parseFlags, positiveInt, requireFlag } from './args.ts';
 import { ProgressBar } from './progress.ts';
@@ -41,6 +41,7 @@ export async function run(argv: string[]): Promise<void> {
     throw new UserError(`${queriesFile} has ${queries.cols} columns but ${corpusFile} has ${corpus.cols}: embeddings must share a dimension`);
   }
   if (corpus.rows === 0) throw new UserError(`${corpusFile}: the corpus has no rows`);
+  checkFinite(queries.data, queries.cols, queriesFile);
   const queryIds = values['query-ids'] ? await readIds(values['query-ids'], 'query id file') : Array.from({ length: queries.rows }, (_, i) => String(i));
   if (queryIds.length !== queries.rows) throw new UserError(`${values['query-ids']}: ${queryIds.length} ids for ${queries.rows} rows of ${queriesFile}`);
   if (values['query-ids']) requireUnique(queryIds, values['query-ids'], 'query');
@@ -49,7 +50,7 @@ export async function run(argv: string[]): Promise<void> {
   if (corpusIds) requireUnique(corpusIds, values['corpus-ids']!, 'corpus'); // a repeated doc would repeat in a query's hits
   if (k > corpus.rows) process.stderr.write(`lmdr search: --k ${k} is larger than the corpus (${corpus.rows} rows): every row is returned\n`);
 
-  const index = buildIndex(kind, corpus, corpusIds, { device: values.device });
+  const index = buildIndex(kind, corpus, corpusIds, { device: values.device, source: corpusFile });
   const bar = new ProgressBar('search', queries.rows, { unit: 'queries', enabled: values['no-progress'] ? false : undefined });
   await searchToRun(index, queries.data, queryIds, k, { output, onProgress: (d) => bar.update(d) });
   bar.finish();

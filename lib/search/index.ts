@@ -13,6 +13,7 @@ import { UserError } from '../errors.ts';
 import { readLines, TextWriter } from '../formats/lines.ts';
 import { readNpy, writeNpy } from '../formats/npy.ts';
 import { native, type DeviceName } from '../native.ts';
+import { describeValue } from '../schema.ts';
 
 /** Top-k hits of every query, best first. */
 export interface SearchResult {
@@ -39,6 +40,15 @@ export type IndexKind = (typeof INDEX_KINDS)[number];
 /** An id must survive a TREC run line: non-empty, no whitespace. */
 export function checkId(id: string, where: string): void {
   if (id === '' || /\s/.test(id)) throw new UserError(`${where}: id ${JSON.stringify(id)} is empty or contains whitespace (TREC run files cannot hold it)`);
+}
+
+/** Every value of a row-major [rows, cols] matrix must be finite; the error names `where`, the row and the column. */
+export function checkFinite(data: Float32Array, cols: number, where: string, firstRow = 0): void {
+  for (let i = 0; i < data.length; i++) {
+    if (!Number.isFinite(data[i])) {
+      throw new UserError(`${where}: row ${firstRow + Math.floor(i / cols)}, column ${i % cols} is ${data[i]}; embeddings must be finite`);
+    }
+  }
 }
 
 /** Reads one id per line (blank lines are errors: they would shift every later row). */
@@ -76,20 +86,24 @@ abstract class StoredVectors implements VectorIndex {
     return this.ids ? this.ids[row] : String(row);
   }
 
-  /** Checks rows about to become rows first.. of the index; returns how many there are. */
-  private validate(vectors: Float32Array, ids: string[] | undefined, first: number): number {
-    if (vectors.length % this.dim !== 0) throw new UserError(`add: ${vectors.length} values is not a whole number of ${this.dim}-dim rows`);
-    const n = vectors.length / this.dim;
-    if (ids && ids.length !== n) throw new UserError(`add: ${n} vectors but ${ids.length} ids`);
-    for (let i = 0; i < vectors.length; i++) {
-      if (!Number.isFinite(vectors[i])) throw new UserError(`add: row ${first + Math.floor(i / this.dim)} has a non-finite value (${vectors[i]})`);
+  /** Checks rows about to become rows first.. of the index; returns how many there are. `source` names them in errors. */
+  private validate(vectors: unknown, ids: unknown, first: number, source: string): number {
+    if (!(vectors instanceof Float32Array)) {
+      throw new UserError(`${source}: vectors must be a Float32Array ([rows, ${this.dim}] row-major), got ${describeValue(vectors)}`);
     }
-    ids?.forEach((id, i) => checkId(id, `add: row ${first + i}`));
+    if (ids !== undefined && !(Array.isArray(ids) && ids.every((id) => typeof id === 'string'))) {
+      throw new UserError(`${source}: ids must be an array of strings, got ${describeValue(ids)}`);
+    }
+    if (vectors.length % this.dim !== 0) throw new UserError(`${source}: ${vectors.length} values is not a whole number of ${this.dim}-dim rows`);
+    const n = vectors.length / this.dim;
+    if (ids && ids.length !== n) throw new UserError(`${source}: ${n} vectors but ${ids.length} ids`);
+    checkFinite(vectors, this.dim, source, first);
+    (ids as string[] | undefined)?.forEach((id, i) => checkId(id, `${source}: row ${first + i}`));
     return n;
   }
 
   add(vectors: Float32Array, ids?: string[]): void {
-    const n = this.validate(vectors, ids, this.rows);
+    const n = this.validate(vectors, ids, this.rows, 'add');
     if (ids) {
       if (!this.ids) this.ids = Array.from({ length: this.rows }, (_, i) => String(i));
       for (const id of ids) this.ids.push(id);
@@ -110,9 +124,9 @@ abstract class StoredVectors implements VectorIndex {
 
   /** Like add(vectors, ids) on an empty index, but keeps `vectors` itself (no copy of a large
    * corpus): the caller must not modify it afterwards. */
-  adopt(vectors: Float32Array, ids?: string[]): void {
+  adopt(vectors: Float32Array, ids?: string[], source = 'adopt'): void {
     if (this.rows !== 0) throw new Error('adopt: the index is not empty');
-    const n = this.validate(vectors, ids, 0);
+    const n = this.validate(vectors, ids, 0, source);
     this.ids = ids ? ids.slice() : null;
     this.data = vectors;
     this.rows = n;
@@ -125,9 +139,11 @@ abstract class StoredVectors implements VectorIndex {
   abstract search(queries: Float32Array, k: number): Promise<SearchResult>;
 
   protected checkQueries(queries: Float32Array, k: number): number {
+    if (!(queries instanceof Float32Array)) throw new UserError(`search: queries must be a Float32Array ([queries, ${this.dim}] row-major), got ${describeValue(queries)}`);
     if (queries.length % this.dim !== 0) throw new UserError(`search: query length ${queries.length} is not a multiple of the index dimension ${this.dim}`);
     if (!Number.isInteger(k) || k < 1) throw new UserError(`search: k must be a positive integer, got ${k}`);
     if (this.rows === 0) throw new UserError('search: the index is empty');
+    checkFinite(queries, this.dim, 'search: queries');
     return queries.length / this.dim;
   }
 
@@ -258,10 +274,11 @@ export function createIndex(kind: IndexKind, dim: number, options: { device?: De
 }
 
 /** Builds an index over an embeddings matrix (kept, not copied) and optional ids (row order). */
-export function buildIndex(kind: IndexKind, m: { rows: number; cols: number; data: Float32Array }, ids?: string[], options: { device?: DeviceName } = {}): StoredVectors {
+export function buildIndex(kind: IndexKind, m: { rows: number; cols: number; data: Float32Array }, ids?: string[],
+  options: { device?: DeviceName; source?: string } = {}): StoredVectors {
   if (ids && ids.length !== m.rows) throw new UserError(`${m.rows} embeddings but ${ids.length} ids`);
-  const index = createIndex(kind, m.cols, options);
-  index.adopt(m.data.subarray(0, m.rows * m.cols), ids);
+  const index = createIndex(kind, m.cols, { device: options.device });
+  index.adopt(m.data.subarray(0, m.rows * m.cols), ids, options.source ?? 'buildIndex'); // source: the file errors name
   return index;
 }
 
@@ -271,5 +288,5 @@ export async function loadIndex(dir: string, kind: IndexKind = 'exact', options:
   const idsFile = path.join(dir, 'ids.txt');
   const ids = fs.existsSync(idsFile) ? await readIds(idsFile) : undefined;
   if (ids && ids.length !== m.rows) throw new UserError(`${idsFile}: ${ids.length} ids for ${m.rows} rows of ${path.join(dir, 'embeddings.npy')}`);
-  return buildIndex(kind, m, ids, options);
+  return buildIndex(kind, m, ids, { ...options, source: path.join(dir, 'embeddings.npy') });
 }
