@@ -191,7 +191,8 @@ void topk_merge_tile(float* best_scores, int64_t* best_ids, int64_t k, const flo
   int cap = 32;
   while (cap < k) cap <<= 1;  // a power of two >= k: the bitonic sort's size bound
   size_t smem = size_t(k + cap) * (sizeof(int64_t) + sizeof(float));
-  if (smem > 48 * 1024)
+  // the kernel's static shared memory counts against the 48 KiB default too: opt in well before it
+  if (smem > 32 * 1024)
     LMDR_CUDA_CHECK(cudaFuncSetAttribute(topk_merge_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   for (int64_t r0 = 0; r0 < rows; r0 += 65535) {
     int64_t rr = std::min<int64_t>(65535, rows - r0);

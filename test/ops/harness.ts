@@ -44,6 +44,21 @@ export function relError(actual: Float64Array, expected: Float64Array): number {
   return num / Math.max(den, 1e-300);
 }
 
+/**
+ * ||actual - expected||_2 / ||expected||_2 (Infinity on NaN): the normwise error METHOD-style bf16
+ * checks use, where relError's max-abs form is too strict for values rounded at every layer.
+ */
+export function l2RelError(actual: Float64Array, expected: Float64Array): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < expected.length; i++) {
+    const d = actual[i] - expected[i];
+    num += d * d;
+    den += expected[i] * expected[i];
+  }
+  return Number.isNaN(num) ? Infinity : Math.sqrt(num / Math.max(den, 1e-300));
+}
+
 export function expectClose(actual: Float64Array | undefined, expected: Float64Array, tol: number, what: string): void {
   expect(actual, `${what}: missing output`).to.not.equal(undefined);
   expect(actual!.length, `${what}: length`).to.equal(expected.length);
