@@ -72,6 +72,12 @@ describe('train: lmdr train / merge CLI', function () {
     ['a missing data file', () => path.join(dataDir, 'nope.jsonl'), [], /nope\.jsonl: file not found/],
     ['an unreadable init adapter', () => writeJsonl(path.join(dataDir, 'ok7.jsonl'), rows), ['--init-adapter', '/nonexistent-adapter'], /\/nonexistent-adapter: not a PEFT adapter dir/],
     ['a bad "task"', () => writeJsonl(path.join(dataDir, 'bad-task.jsonl'), [rows[0], { ...rows[1], task: ['qa'] }]), [], /bad-task\.jsonl:2: "task" must be a string/],
+    ['too many --steps', () => writeJsonl(path.join(dataDir, 'ok9.jsonl'), rows), ['--steps', '3000000000'], /^lmdr train: --steps must be an integer >= 1 and <= 2147483647, got 3000000000\n$/],
+    ['invalid UTF-8 in --data', () => {
+      const f = path.join(dataDir, 'bad-utf8.jsonl');
+      fs.writeFileSync(f, Buffer.concat([Buffer.from(JSON.stringify(rows[0]) + '\n{"query": "a'), Buffer.from([0xfe]), Buffer.from('", "pos": ["b"]}\n')]));
+      return f;
+    }, [], /^lmdr train: \S+bad-utf8\.jsonl:2: invalid UTF-8 \(byte 0xfe at byte 13 of the line\); .*--replace-invalid-utf8/],
   ];
   for (const [what, makeData, extra, re] of bad) {
     it(`exits 1 with one line for ${what}`, async () => {
@@ -148,6 +154,37 @@ describe('train: lmdr train / merge CLI', function () {
     const tb = readAdapterTensors(killed);
     for (const [k, t] of ta) expect(Array.from(tb.get(k)!.data), k).to.deep.equal(Array.from(t.data));
     expect(fs.readdirSync(killed).filter((f) => f.startsWith('.'))).to.deep.equal([]);
+  });
+
+  it('refuses an --epochs that works out to more than 2^31 - 1 steps, before creating OUTPUT', async () => {
+    const data = writeJsonl(path.join(dataDir, 'ok8.jsonl'), rows);
+    const out = path.join(tmpDir('cli-epochs'), 'run');
+    const r = await lmdr(['train', '--model', modelDir, '--data', data, '--output', out, ...small, '--epochs', '1e20']);
+    expect(r.code).to.equal(1);
+    // 10 records, batch 4: ceil(10 / 4) = 3 steps per epoch
+    expect(r.stderr).to.equal('lmdr train: --epochs 100000000000000000000 is 3.00e+20 steps of 4 queries (3 per epoch), more than the limit of 2147483647 steps; give fewer epochs or --steps\n');
+    expect(fs.existsSync(out)).to.equal(false);
+    expect((await lmdr(['train', '--model', modelDir, '--data', data, '--output', out, ...small, '--epochs', '0.5'])).code).to.equal(0);
+  });
+
+  it('reports truncated queries and passages once, at the end, naming the flag', async () => {
+    const long = (n: number) => Array.from({ length: n }, (_, i) => ['river', 'stone', 'king', 'blue'][i % 4]).join(' ');
+    const data = writeJsonl(path.join(dataDir, 'long.jsonl'), mappedPairs(8, 5).map((r, i) => (i === 2 ? { ...r, query: long(30), pos: [long(50)] } : r)));
+    const out = path.join(tmpDir('cli-trunc'), 'run');
+    const r = await lmdr(['train', '--model', modelDir, '--data', data, '--output', out, ...small, '--steps', '2']);
+    expect(r.code, r.stderr).to.equal(0);
+    // 2 steps of 4 from a seeded permutation of 8 records: record 3 (line 3) is in one of them; EOS adds 1 token
+    const lines = r.stderr.split('\n');
+    expect(lines).to.include(`lmdr train: warning: 1 queries were longer than --query-max-len 16 tokens and were truncated (longest: 31 tokens, e.g. ${data}:3 query); raise --query-max-len to keep more`);
+    expect(lines).to.include(`lmdr train: warning: 1 passages were longer than --passage-max-len 16 tokens and were truncated (longest: 51 tokens, e.g. ${data}:3 pos[0]); raise --passage-max-len to keep more`);
+  });
+
+  it('invalid UTF-8 in --data trains with --replace-invalid-utf8', async () => {
+    const f = path.join(dataDir, 'utf8-ok.jsonl');
+    fs.writeFileSync(f, Buffer.concat([Buffer.from(rows.slice(0, 7).map((x) => JSON.stringify(x)).join('\n') + '\n{"query": "a'), Buffer.from([0xfe]), Buffer.from('", "pos": ["b"]}\n')]));
+    const out = path.join(tmpDir('cli-utf8'), 'run');
+    const r = await lmdr(['train', '--model', modelDir, '--data', f, '--output', out, ...small, '--steps', '1', '--replace-invalid-utf8']);
+    expect(r.code, r.stderr).to.equal(0);
   });
 
   it('lmdr encode --adapter embeds like Engine.load(dir, {adapter})', async () => {
