@@ -5,6 +5,7 @@ import { UserError } from './errors.ts';
 import { readModelConfig, type ModelInfo } from './model/config.ts';
 import { loadCheckpoint } from './model/checkpoint.ts';
 import { TextTokenizer } from './model/tokenizer.ts';
+import { applyModules, normalizeInPlace, readSentenceTransformers, type SentenceTransformersDir } from './model/sentence-transformers.ts';
 import { native, type DeviceName, type NativeModel, type PoolingMode } from './native.ts';
 import { applyAdapter } from './adapters/peft.ts';
 import { engineBackbone } from './train/backbone.ts';
@@ -23,6 +24,8 @@ const tokenizeShape = {
   pooling: optional(oneOf(POOLING_MODES)), // default: the model's (eos for decoders, cls for BERT)
   maxLength: optional(number({ int: true, min: 1 })), // tokens per sequence, default 512
   instruction: optional(string()), // prepended to every text input (not to input_ids)
+  prompt: optional(string()), // sentence-transformers style: prepended to every text input
+  promptName: optional(string({ nonEmpty: true })), // a prompt of config_sentence_transformers.json
   /** how errors name input i (default "input i"; the CLI says "FILE:LINE") */
   describeInput: optional(func<(i: number) => string>()),
 };
@@ -32,12 +35,13 @@ const encodeShape = {
   batchSize: optional(number({ int: true, min: 1 })), // sequences per forward call, default 32
   maxTokens: optional(number({ int: true, min: 1 })), // tokens per forward call, default 16384
   normalize: optional(boolean()), // L2-normalize embeddings, default true
+  dim: optional(number({ int: true, min: 1 })), // Matryoshka: keep the first dim dimensions (re-normalised)
   onProgress: optional(func<(done: number, total: number) => void>()),
 };
 const encodeOptionsSchema = object(encodeShape, { expected: 'an options object' });
 const encodeIdsOptionsSchema = object({
   pooling: tokenizeShape.pooling, batchSize: encodeShape.batchSize, maxTokens: encodeShape.maxTokens,
-  normalize: encodeShape.normalize, onProgress: encodeShape.onProgress, describeInput: tokenizeShape.describeInput,
+  normalize: encodeShape.normalize, dim: encodeShape.dim, onProgress: encodeShape.onProgress, describeInput: tokenizeShape.describeInput,
 }, { expected: 'an options object' });
 const searchOptionsSchema = object({ ...encodeShape, k: optional(number({ int: true, min: 1 })) }, { expected: 'an options object' });
 const loadOptionsSchema = object({
@@ -95,18 +99,25 @@ export class Engine {
   readonly native: NativeModel;
   readonly config: ModelInfo;
   readonly tokenizer: TextTokenizer | null;
+  /** The sentence-transformers pipeline when the dir has modules.json (pooling, Dense, Normalize, prompts). */
+  readonly sentenceTransformers: SentenceTransformersDir | null;
 
-  private constructor(modelDir: string, model: NativeModel, config: ModelInfo, tokenizer: TextTokenizer | null) {
+  private constructor(modelDir: string, model: NativeModel, config: ModelInfo, tokenizer: TextTokenizer | null,
+    st: SentenceTransformersDir | null) {
     this.modelDir = modelDir;
     this.native = model;
     this.config = config;
     this.tokenizer = tokenizer;
+    this.sentenceTransformers = st;
   }
 
   /** Load a Hugging Face model dir (config.json, safetensors, optional tokenizer.json); opts.adapter: a PEFT LoRA dir used without merging. */
   static async load(modelDir: string, options: LoadOptions = {}): Promise<Engine> {
     parse(string({ nonEmpty: true }), modelDir, { where: 'Engine.load', label: () => 'modelDir' });
     const opts = parse(loadOptionsSchema, options, { where: 'Engine.load' });
+    // a sentence-transformers dir: the Transformer module's dir holds the HF model
+    const st = readSentenceTransformers(modelDir);
+    if (st) modelDir = st.transformerDir;
     const config = readModelConfig(modelDir);
     const tensors = loadCheckpoint(modelDir, config);
     const tokenizer = TextTokenizer.load(modelDir, config);
@@ -121,11 +132,31 @@ export class Engine {
         throw err;
       }
     }
-    return new Engine(modelDir, model, config, tokenizer);
+    return new Engine(modelDir, model, config, tokenizer, st);
   }
 
+  /** Width of an embedding: the hidden size, or the last Dense layer's outputs of a sentence-transformers dir. */
   get dim(): number {
-    return this.config.native.hidden;
+    const dense = this.sentenceTransformers?.dense;
+    return dense && dense.length > 0 ? dense[dense.length - 1].outFeatures : this.config.native.hidden;
+  }
+
+  /** The prefix of every text input: --prompt, a named prompt, the dir's default prompt, or --instruction. */
+  private textPrefix(opts: TokenizeOptions): string {
+    const given = [opts.instruction, opts.prompt, opts.promptName].filter((x) => x !== undefined).length;
+    if (given > 1) throw new UserError('give one of instruction, prompt and promptName');
+    if (opts.instruction !== undefined) return opts.instruction;
+    if (opts.prompt !== undefined) return opts.prompt;
+    const prompts = this.sentenceTransformers?.prompts ?? {};
+    if (opts.promptName !== undefined) {
+      if (!(opts.promptName in prompts)) {
+        const names = Object.keys(prompts);
+        throw new UserError(`prompt name "${opts.promptName}" is not defined by ${this.modelDir} (${names.length ? `its prompts: ${names.join(', ')}` : 'it defines no prompts'})`);
+      }
+      return prompts[opts.promptName];
+    }
+    const def = this.sentenceTransformers?.defaultPromptName;
+    return def ? prompts[def] : '';
   }
 
   /** Token ids of each input exactly as encode() would run them. */
@@ -142,9 +173,18 @@ export class Engine {
     return this.tokenizeInputs(checkInputs(inputs, 'engine.tokenize'), opts);
   }
 
-  private tokenizeInputs(inputs: EncodeInput[], opts: TokenizeOptions): { sequences: number[][]; lengths: number[]; truncated: Truncation | null } {
-    const pooling = opts.pooling ?? this.config.defaultPooling;
-    let maxLength = opts.maxLength ?? 512;
+  private tokenizeInputs(inputs: EncodeInput[], opts: TokenizeOptions): { sequences: number[][]; lengths: number[]; truncated: Truncation | null; promptTokens: number } {
+    const st = this.sentenceTransformers;
+    const stPooling = opts.pooling === undefined ? st?.pooling ?? null : null;
+    const pooling = opts.pooling ?? (stPooling ? (stPooling.mode === 'lasttoken' ? 'eos' : stPooling.mode) : this.config.defaultPooling);
+    // sentence-transformers' lasttoken: the last token the tokenizer produced, no EOS appended
+    const appendEos = pooling === 'eos' && stPooling?.mode !== 'lasttoken';
+    const prefix = this.textPrefix(opts);
+    // include_prompt=false: sentence-transformers drops the prompt's tokens (its length with
+    // special tokens, minus one) from the mean
+    const promptTokens = stPooling && !stPooling.includePrompt && stPooling.mode === 'mean' && prefix !== '' && this.tokenizer
+      ? Math.max(0, this.tokenizer.hf.encode(prefix, { add_special_tokens: true }).ids.length - 1) : 0;
+    let maxLength = opts.maxLength ?? st?.maxSeqLength ?? 512;
     if (this.config.maxSequence !== null) maxLength = Math.min(maxLength, this.config.maxSequence);
     const vocab = this.config.native.vocab;
     const describe = opts.describeInput ?? ((i: number) => `input ${i}`);
@@ -159,7 +199,8 @@ export class Engine {
         if (!this.tokenizer) {
           throw new UserError(`${describe(i)}: ${this.modelDir} has no tokenizer.json, so only {"input_ids": [...]} inputs can be encoded`);
         }
-        ids = this.tokenizer.encode((opts.instruction ?? '') + text, pooling, maxLength, untruncated);
+        ids = appendEos ? this.tokenizer.encode(prefix + text, pooling, maxLength, untruncated)
+          : this.tokenizer.encodeTruncated(prefix + text, maxLength, untruncated);
         const outside = ids.findIndex((id) => id >= vocab);
         if (outside >= 0) {
           throw new UserError(`${describe(i)}: the tokenizer gave id ${ids[outside]} at position ${outside}, outside the model's vocabulary ` +
@@ -189,15 +230,16 @@ export class Engine {
       lengths.push(Math.max(untruncated.length, ids.length));
       return ids;
     });
-    return { sequences, lengths, truncated: cut > 0 ? { inputs: cut, longest, maxLength } : null };
+    return { sequences, lengths, truncated: cut > 0 ? { inputs: cut, longest, maxLength } : null, promptTokens };
   }
 
   /** Embed inputs; row i of the result belongs to inputs[i] whatever the batching. */
   async encode(inputs: EncodeInput[], options: EncodeOptions = {}): Promise<Embeddings> {
     const opts = parse(encodeOptionsSchema, options, { where: 'engine.encode' });
-    const pooling = opts.pooling ?? this.config.defaultPooling;
-    const { sequences, truncated } = this.tokenizeInputs(checkInputs(inputs, 'engine.encode'), { ...opts, pooling });
-    return this.embedSequences(sequences, { ...opts, pooling }, truncated);
+    const st = this.sentenceTransformers?.pooling;
+    const pooling = opts.pooling ?? (st ? (st.mode === 'lasttoken' ? 'eos' : st.mode) : this.config.defaultPooling);
+    const { sequences, truncated, promptTokens } = this.tokenizeInputs(checkInputs(inputs, 'engine.encode'), opts);
+    return this.embedSequences(sequences, { ...opts, pooling }, truncated, opts.pooling === undefined ? promptTokens : 0);
   }
 
   /** Embed already-final token id sequences (no templates or truncation; ids must lie in the vocabulary). */
@@ -209,13 +251,16 @@ export class Engine {
   }
 
   /** The forward passes of encode()/encodeIds(): length-sorted batches, input order restored, every value checked finite. */
-  private async embedSequences(sequences: number[][], opts: EncodeIdsOptions, truncated: Truncation | null): Promise<Embeddings> {
+  private async embedSequences(sequences: number[][], opts: EncodeIdsOptions, truncated: Truncation | null, skipTokens = 0): Promise<Embeddings> {
     const pooling = opts.pooling ?? this.config.defaultPooling;
     const batchSize = opts.batchSize ?? 32;
     const maxTokens = opts.maxTokens ?? 16384;
+    const st = this.sentenceTransformers;
     const normalize = opts.normalize ?? true;
     const describe = opts.describeInput ?? ((i: number) => `input ${i}`);
-    const H = this.dim;
+    const H = this.config.native.hidden;
+    const dim = opts.dim ?? this.dim;
+    if (dim > this.dim) throw new UserError(`dim ${dim} exceeds the model's embedding size ${this.dim}`);
     const out = new Float32Array(sequences.length * H);
     // Longest first: the biggest batch runs (and fails, if memory is short) before any work is wasted.
     const order = sequences.map((_, i) => i).sort((a, b) => sequences[b].length - sequences[a].length || a - b);
@@ -225,7 +270,10 @@ export class Engine {
       batch.forEach((idx, b) => { cu[b + 1] = cu[b] + sequences[idx].length; });
       const ids = new Int32Array(cu[batch.length]);
       batch.forEach((idx, b) => ids.set(sequences[idx], cu[b]));
-      const pooled = await this.native.forward(ids, cu, { pooling, normalize });
+      // sentence-transformers: raw pooled vectors, then its modules; include_prompt=false: the mean skips the prompt
+      const pooled = skipTokens > 0 && pooling === 'mean'
+        ? meanAfter(await this.native.hiddenStates(ids, cu), cu, H, skipTokens)
+        : await this.native.forward(ids, cu, { pooling, normalize: normalize && !st && dim === this.dim });
       for (let j = 0; j < pooled.length; j++) {
         if (!Number.isFinite(pooled[j])) {
           const idx = batch[Math.floor(j / H)];
@@ -237,7 +285,16 @@ export class Engine {
       done += batch.length;
       opts.onProgress?.(done, sequences.length);
     }
-    return new Embeddings(sequences.length, H, out, truncated);
+    if (!st && dim === H) return new Embeddings(sequences.length, H, out, truncated);
+    // Dense / Normalize modules, then Matryoshka truncation (re-normalised)
+    const result = new Float32Array(sequences.length * dim);
+    for (let i = 0; i < sequences.length; i++) {
+      const row = st ? applyModules(st, out.subarray(i * H, (i + 1) * H)) : Float64Array.from(out.subarray(i * H, (i + 1) * H));
+      const kept = row.slice(0, dim);
+      if (normalize) normalizeInPlace(kept);
+      result.set(kept, i * dim);
+    }
+    return new Embeddings(sequences.length, dim, result, truncated);
   }
 
   /** Contrastive training of this engine's model (LoRA, or full with options.full); see TrainOptions. */
@@ -272,6 +329,19 @@ export class Engine {
   dispose(): void {
     this.native.dispose();
   }
+}
+
+/** Mean over tokens skip.. of each sequence (all tokens when a sequence is not longer than skip). */
+function meanAfter(h: Float32Array, cu: Int32Array, H: number, skip: number): Float32Array {
+  const B = cu.length - 1;
+  const out = new Float32Array(B * H);
+  for (let b = 0; b < B; b++) {
+    const from = cu[b + 1] - cu[b] > skip ? cu[b] + skip : cu[b];
+    const acc = new Float64Array(H);
+    for (let t = from; t < cu[b + 1]; t++) for (let j = 0; j < H; j++) acc[j] += h[t * H + j];
+    for (let j = 0; j < H; j++) out[b * H + j] = acc[j] / (cu[b + 1] - from);
+  }
+  return out;
 }
 
 /** Consecutive runs of `order` holding at most batchSize sequences and maxTokens tokens (at least one sequence). */

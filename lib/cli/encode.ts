@@ -23,6 +23,10 @@ given: no special tokens, no EOS; a model dir without tokenizer.json needs this 
                             max-length - 1), cls for BERT
   --max-length N            tokens per input, longer inputs are truncated (512)
   --instruction TEXT        prepended to every text input, e.g. "query: "
+  --prompt TEXT             the same, sentence-transformers style
+  --prompt-name NAME        a prompt of config_sentence_transformers.json (its default_prompt_name
+                            applies when none is given)
+  --dim N                   keep the first N dimensions and re-normalise (Matryoshka)
   --batch-size N            sequences per forward pass (32)
   --no-normalize            keep raw pooled vectors (default: L2-normalized)
   --adapter DIR             a PEFT LoRA adapter dir applied on top of the model
@@ -38,6 +42,9 @@ interface EncodeFlags {
   pooling?: PoolingMode;
   maxLength: number;
   instruction?: string;
+  prompt?: string;
+  promptName?: string;
+  dim?: number;
   batchSize: number;
   normalize: boolean;
   adapter?: string;
@@ -49,7 +56,7 @@ interface EncodeFlags {
 export function parseEncodeFlags(argv: string[]): EncodeFlags {
   const values = parseFlags('encode', argv, {
     model: 'string', input: 'string', output: 'string', pooling: 'string', 'max-length': 'string', instruction: 'string',
-    'batch-size': 'string', 'no-normalize': 'boolean', adapter: 'string', device: 'string', 'replace-invalid-utf8': 'boolean',
+    'batch-size': 'string', 'no-normalize': 'boolean', prompt: 'string', 'prompt-name': 'string', dim: 'string', adapter: 'string', device: 'string', 'replace-invalid-utf8': 'boolean',
   });
   const help = values.help === true;
   const required = (value: string | undefined, flag: string, what: string) => (help ? value ?? '' : requireFlag('encode', value, flag, what));
@@ -60,6 +67,9 @@ export function parseEncodeFlags(argv: string[]): EncodeFlags {
     pooling: oneOf(values.pooling, 'pooling', POOLING_MODES),
     maxLength: positiveInt(values['max-length'], 'max-length', 512),
     instruction: values.instruction,
+    prompt: values.prompt,
+    promptName: values['prompt-name'],
+    dim: values.dim === undefined ? undefined : positiveInt(values.dim, 'dim', 1),
     batchSize: positiveInt(values['batch-size'], 'batch-size', 32),
     normalize: values['no-normalize'] !== true,
     adapter: values.adapter,
@@ -102,7 +112,8 @@ export async function run(argv: string[]): Promise<void> {
   const engine = await Engine.load(flags.model, { device: flags.device, adapter: flags.adapter });
   try {
     const opts = {
-      pooling: flags.pooling, maxLength: flags.maxLength, instruction: flags.instruction, batchSize: flags.batchSize,
+      pooling: flags.pooling, maxLength: flags.maxLength, instruction: flags.instruction, prompt: flags.prompt,
+      promptName: flags.promptName, dim: flags.dim, batchSize: flags.batchSize,
       normalize: flags.normalize, describeInput: (i: number) => `${flags.input}:${lines[i]}`,
     };
     let bar: ProgressBar | undefined; // made at the first batch, after every input tokenized without error
