@@ -241,7 +241,7 @@ function join(path: string, key: string): string {
 }
 
 function plural(expected: string): string {
-  return expected.replace(/^an? /, '').replace(/^(string|integer|number|function|object|array)\b/, '$1s');
+  return expected.replace(/^an? /, '').replace(/\b(string|integer|number|function|object|array)\b/, '$1s');
 }
 
 /** Levenshtein distance (insert, delete, substitute, and swap of two neighbours). */

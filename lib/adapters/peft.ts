@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors.ts';
+import { array, jsonKeys, number, object, optional, parse, string, union, type Infer } from '../schema.ts';
 import { tempPathFor, writeFileAtomic } from '../formats/atomic-write.ts';
 import { readSafetensorsHeader, readTensorValues, writeSafetensors } from '../model/safetensors.ts';
 import type { HostTensor, LoraSpec, NativeModel, SafetensorsDType } from '../native.ts';
@@ -13,13 +14,24 @@ export const ADAPTER_CONFIG = 'adapter_config.json';
 export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
 const KEY_PREFIX = 'base_model.model.';
 
-export interface AdapterConfig {
-  r: number;
-  alpha: number;
-  dropout: number;
-  targets: string[];
-  baseModel: string; // base_model_name_or_path
-}
+/** The adapter settings lmdr writes and reads (writeAdapter's `config`); AdapterConfig is derived from it. */
+export const adapterConfigSchema = object({
+  r: number({ int: true, min: 1 }),
+  alpha: number({ above: 0 }),
+  dropout: number({ min: 0, below: 1 }),
+  targets: array(string({ nonEmpty: true }), { nonEmpty: true }),
+  baseModel: string(), // base_model_name_or_path
+}, { expected: 'an adapter config object {r, alpha, dropout, targets, baseModel}' });
+export type AdapterConfig = Infer<typeof adapterConfigSchema>;
+
+/** The fields of adapter_config.json lmdr reads, with their types (other fields are PEFT's, checked below or ignored). */
+const peftConfigFileSchema = object({
+  r: number({ int: true, min: 1 }),
+  lora_alpha: number({ above: 0 }),
+  target_modules: union(string({ nonEmpty: true }), array(string({ nonEmpty: true }), { nonEmpty: true }), 'a non-empty list of module names'),
+  lora_dropout: optional(number({ min: 0, below: 1 }), { nullable: true }),
+  base_model_name_or_path: optional(string(), { nullable: true }),
+}, { unknownKeys: 'keep', expected: 'a JSON object' });
 
 /**
  * Every field PEFT (0.17) writes for a plain LoRA adapter, with PEFT's values for the features
@@ -67,6 +79,7 @@ const isEmpty = (v: unknown) => v === undefined || v === null || (typeof v === '
 
 /** Read and check adapter_config.json: only what lmdr can reproduce exactly is accepted. */
 export function readAdapterConfig(dir: string): AdapterConfig {
+  parse(string({ nonEmpty: true }), dir, { where: 'readAdapterConfig', label: () => 'dir' });
   const file = path.join(dir, ADAPTER_CONFIG);
   let raw: unknown;
   try {
@@ -80,18 +93,14 @@ export function readAdapterConfig(dir: string): AdapterConfig {
     throw new UserError(`${dir}: not a PEFT adapter dir (no ${ADAPTER_CONFIG})`);
   }
   const bad = (what: string) => new UserError(`${file}: ${what}`);
-  if (typeof raw !== 'object' || raw === null) throw bad('not a JSON object');
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw bad('not a JSON object');
   const c = raw as Record<string, unknown>;
   if (c.peft_type !== 'LORA') throw bad(`peft_type ${JSON.stringify(c.peft_type)} is not supported (only "LORA")`);
-  if (!Number.isSafeInteger(c.r) || (c.r as number) < 1) throw bad(`"r" must be an integer >= 1, got ${JSON.stringify(c.r)}`);
-  if (typeof c.lora_alpha !== 'number' || !(c.lora_alpha > 0)) throw bad(`"lora_alpha" must be a number > 0, got ${JSON.stringify(c.lora_alpha)}`);
-  let targets = c.target_modules;
+  const typed = parse(peftConfigFileSchema, raw, jsonKeys(file, 'the file'));
+  let targets = typed.target_modules;
   if (typeof targets === 'string') {
     if (!/^[A-Za-z0-9_]+$/.test(targets)) throw bad(`target_modules as a regular expression (${JSON.stringify(targets)}) is not supported; give a list of module names`);
     targets = [targets];
-  }
-  if (!Array.isArray(targets) || targets.length === 0 || !targets.every((t) => typeof t === 'string' && t !== '')) {
-    throw bad(`"target_modules" must be a non-empty list of module names, got ${JSON.stringify(c.target_modules)}`);
   }
   if (c.use_rslora === true) throw bad('use_rslora (scale alpha/sqrt(r)) is not supported');
   if (c.use_dora === true) throw bad('use_dora is not supported');
@@ -106,11 +115,7 @@ export function readAdapterConfig(dir: string): AdapterConfig {
   if (c.use_qalora === true) throw bad('use_qalora is not supported');
   if (!isEmpty(c.target_parameters)) throw bad('target_parameters (LoRA on nn.Parameter) is not supported');
   if (!isEmpty(c.trainable_token_indices)) throw bad('trainable_token_indices is not supported');
-  if (c.lora_dropout !== undefined && !(typeof c.lora_dropout === 'number' && c.lora_dropout >= 0 && c.lora_dropout < 1)) {
-    throw bad(`"lora_dropout" must be a number in [0, 1), got ${JSON.stringify(c.lora_dropout)}`);
-  }
-  const dropout = typeof c.lora_dropout === 'number' ? c.lora_dropout : 0;
-  return { r: c.r as number, alpha: c.lora_alpha, dropout, targets: targets as string[], baseModel: typeof c.base_model_name_or_path === 'string' ? c.base_model_name_or_path : '' };
+  return { r: typed.r, alpha: typed.lora_alpha, dropout: typed.lora_dropout ?? 0, targets, baseModel: typed.base_model_name_or_path ?? '' };
 }
 
 /** The adapter's tensors keyed by module path as written after `base_model.model.` (e.g. "layers.0.self_attn.q_proj.lora_A.weight"). */
@@ -124,7 +129,12 @@ export function readAdapterTensors(dir: string): Map<string, { shape: number[]; 
       throw new UserError(`${file}: tensor "${t.name}" is not a LoRA weight (expected ${KEY_PREFIX}<module>.lora_A.weight / lora_B.weight)`);
     }
     if (t.shape.length !== 2) throw new UserError(`${file}: tensor "${t.name}" has shape ${JSON.stringify(t.shape)}, expected 2 dimensions`);
-    out.set(t.name.slice(KEY_PREFIX.length), { shape: t.shape, dtype: t.dtype, data: Float32Array.from(readTensorValues(file, t)) });
+    const data = Float32Array.from(readTensorValues(file, t));
+    const bad = data.findIndex((x) => !Number.isFinite(x));
+    if (bad >= 0) {
+      throw new UserError(`${file}: tensor "${t.name}" holds ${data[bad]} at [${Math.floor(bad / t.shape[1])},${bad % t.shape[1]}]; an adapter must hold finite weights (corrupt or diverged file)`);
+    }
+    out.set(t.name.slice(KEY_PREFIX.length), { shape: t.shape, dtype: t.dtype, data });
   }
   if (out.size === 0) throw new UserError(`${file}: no LoRA tensors`);
   return out;
@@ -138,6 +148,9 @@ export function readAdapterTensors(dir: string): Map<string, { shape: number[]; 
  * reader takes for an adapter, never a config beside weights it does not describe.
  */
 export function writeAdapter(dir: string, config: AdapterConfig, params: HostTensor[]): void {
+  parse(string({ nonEmpty: true }), dir, { where: 'writeAdapter', label: () => 'dir' });
+  parse(adapterConfigSchema, config, { where: 'writeAdapter', label: (p) => (p === '' ? 'config' : `config.${p}`) });
+  if (!Array.isArray(params)) throw new UserError(`writeAdapter: params must be an array of {name, shape, data} (model.params()), got ${typeof params}`);
   for (const p of params) {
     if (!/\.lora_[AB]\.weight$/.test(p.name)) throw new Error(`writeAdapter: "${p.name}" is not a LoRA parameter`);
   }
@@ -197,6 +210,10 @@ export function addLora(model: NativeModel, spec: LoraSpec): void {
  * setTrainable('lora') mode; returns the adapter's config.
  */
 export function applyAdapter(model: NativeModel, dir: string, dropout?: number): AdapterConfig {
+  if (typeof model !== 'object' || model === null || typeof (model as NativeModel).addLora !== 'function') {
+    throw new UserError(`applyAdapter: model must be a loaded NativeModel (engine.native), got ${model === null ? 'null' : typeof model}`);
+  }
+  parse(optional(number({ min: 0, below: 1 })), dropout, { where: 'applyAdapter', label: () => 'dropout' });
   const config = readAdapterConfig(dir);
   const tensors = readAdapterTensors(dir);
   try {

@@ -25,6 +25,7 @@
 // - dropSelf (BEIR's ignore_identical_ids): a retrieved doc whose id equals the query id is
 //   removed before ranking. Judgements are left alone.
 import { UserError } from '../errors.ts';
+import { boolean, describeValue, object, optional, parse, string, type Infer } from '../schema.ts';
 
 /** qid -> docno -> relevance grade (integer, may be negative). */
 export type Qrels = Map<string, Map<string, number>>;
@@ -44,6 +45,7 @@ const NAMES: Record<string, MeasureName> = { ndcg: 'ndcg', mrr: 'mrr', recall: '
 
 /** Parses "ndcg@10,mrr@10,..." (case-insensitive). */
 export function parseMeasures(spec: string): Measure[] {
+  parse(string(), spec, { where: 'parseMeasures', label: () => 'spec' });
   const out: Measure[] = [];
   const seen = new Set<string>();
   for (const raw of spec.split(',')) {
@@ -138,13 +140,14 @@ export function queryMeasures(ranked: string[], judged: Map<string, number>, mea
   });
 }
 
-export interface EvaluateOptions {
+const evaluateOptionsSchema = object({
   /** trec_eval -c: average over every qrels query (missing ones score 0). */
-  allQueries?: boolean;
+  allQueries: optional(boolean()),
   /** BEIR's ignore_identical_ids: drop a retrieved doc whose id equals the query id. */
-  dropSelf?: boolean;
-  perQuery?: boolean;
-}
+  dropSelf: optional(boolean()),
+  perQuery: optional(boolean()),
+}, { expected: 'an options object' });
+export type EvaluateOptions = Infer<typeof evaluateOptionsSchema>;
 
 export interface MetricsResult {
   means: Record<string, number>;
@@ -155,7 +158,14 @@ export interface MetricsResult {
 }
 
 /** trec_eval-equal averages of `measures` (see the rules at the top of this file). */
-export function evaluateRun(qrels: Qrels, run: Run, measures: Measure[], options: EvaluateOptions = {}): MetricsResult {
+export function evaluateRun(qrels: Qrels, run: Run, measures: Measure[], evaluateOptions: EvaluateOptions = {}): MetricsResult {
+  const where = 'evaluateRun';
+  if (!(qrels instanceof Map)) throw new UserError(`${where}: qrels must be a Map (readQrels), got ${describeValue(qrels)}`);
+  if (!(run instanceof Map)) throw new UserError(`${where}: run must be a Map (readTrecRun(...).run), got ${describeValue(run)}`);
+  if (!Array.isArray(measures) || measures.some((m) => typeof m !== 'object' || m === null || typeof (m as Measure).key !== 'string')) {
+    throw new UserError(`${where}: measures must be an array of measures (parseMeasures("ndcg@10,...")), got ${describeValue(measures)}`);
+  }
+  const options = parse(evaluateOptionsSchema, evaluateOptions, { where });
   // trec_eval walks queries in qid (strcmp) order; summing in that order keeps the last bits.
   const qids = [...qrels.keys()].sort(compareBytes);
   let overlap = 0;

@@ -3,6 +3,7 @@
 // with a header line). Read line by line; errors name file:line.
 import type { Qrels, Run } from '../eval/metrics.ts';
 import { UserError } from '../errors.ts';
+import { parse, string } from '../schema.ts';
 import { readLines, TextWriter } from './lines.ts';
 
 const WS = /\s+/;
@@ -31,6 +32,7 @@ export interface RunFile {
  * repeated (qid, docno); lmdr keeps the first occurrence and reports the count instead.
  */
 export async function readTrecRun(file: string): Promise<RunFile> {
+  parse(string({ nonEmpty: true }), file, { where: 'readTrecRun', label: () => 'file' });
   const run: Run = new Map();
   let lines = 0;
   let duplicates = 0;
@@ -67,6 +69,7 @@ function parseRel(text: string, at: string): number {
  * trec_eval. A query whose judgements are all 0 (or negative) stays a query: it scores 0.
  */
 export async function readQrels(file: string): Promise<Qrels> {
+  parse(string({ nonEmpty: true }), file, { where: 'readQrels', label: () => 'file' });
   const qrels: Qrels = new Map();
   let columns = 0;
   for await (const { text, lineNo } of readLines(file, 'qrels file')) {
@@ -97,6 +100,8 @@ export class TrecRunWriter {
   private out: TextWriter;
 
   constructor(file: string, readonly tag = 'lmdr') {
+    parse(string({ nonEmpty: true }), file, { where: 'new TrecRunWriter', label: () => 'file' });
+    parse(string({ nonEmpty: true }), tag, { where: 'new TrecRunWriter', label: () => 'tag' });
     this.out = new TextWriter(file);
   }
 

@@ -13,7 +13,7 @@ import { UserError } from '../errors.ts';
 import { readLines, TextWriter } from '../formats/lines.ts';
 import { readNpy, writeNpy } from '../formats/npy.ts';
 import { native, type DeviceName } from '../native.ts';
-import { describeValue } from '../schema.ts';
+import { describeValue, instance, number, object, oneOf, optional, parse, string, type Infer } from '../schema.ts';
 
 /** Top-k hits of every query, best first. */
 export interface SearchResult {
@@ -69,7 +69,7 @@ abstract class StoredVectors implements VectorIndex {
   private rows = 0;
 
   constructor(readonly dim: number, capacity = 0) {
-    if (!Number.isInteger(dim) || dim < 1) throw new UserError(`index dimension must be a positive integer, got ${dim}`);
+    if (!Number.isSafeInteger(dim) || dim < 1) throw new UserError(`${new.target.name}: dim must be an integer >= 1, got ${describeValue(dim)}`);
     this.data = new Float32Array(Math.max(capacity, 1) * dim);
   }
 
@@ -141,13 +141,14 @@ abstract class StoredVectors implements VectorIndex {
   protected checkQueries(queries: Float32Array, k: number): number {
     if (!(queries instanceof Float32Array)) throw new UserError(`search: queries must be a Float32Array ([queries, ${this.dim}] row-major), got ${describeValue(queries)}`);
     if (queries.length % this.dim !== 0) throw new UserError(`search: query length ${queries.length} is not a multiple of the index dimension ${this.dim}`);
-    if (!Number.isInteger(k) || k < 1) throw new UserError(`search: k must be a positive integer, got ${k}`);
+    if (!Number.isSafeInteger(k) || k < 1) throw new UserError(`search: k must be an integer >= 1, got ${describeValue(k)}`);
     if (this.rows === 0) throw new UserError('search: the index is empty');
     checkFinite(queries, this.dim, 'search: queries');
     return queries.length / this.dim;
   }
 
   async save(dir: string): Promise<void> {
+    parse(string({ nonEmpty: true }), dir, { where: 'save', label: () => 'dir' });
     fs.mkdirSync(dir, { recursive: true });
     writeNpy(path.join(dir, 'embeddings.npy'), { rows: this.rows, cols: this.dim, data: this.vectors });
     const out = new TextWriter(path.join(dir, 'ids.txt'));
@@ -157,10 +158,26 @@ abstract class StoredVectors implements VectorIndex {
 }
 
 /** Exact inner-product top-k in the native core (CPU, or CUDA when the device says so). */
+const capacity = optional(number({ int: true, min: 0 })); // rows to reserve room for
+const corpusIndexOptions = object({
+  device: optional(string({ nonEmpty: true })), // "cpu", "cuda", ... (default: $LMDR_DEVICE, else CPU)
+  blockRows: optional(number({ int: true, min: 1 })), // corpus rows per native call
+  capacity,
+}, { expected: 'an options object' });
+const hnswIndexOptions = object({
+  connectivity: optional(number({ int: true, min: 2 })),
+  expansionAdd: optional(number({ int: true, min: 1 })),
+  expansionSearch: optional(number({ int: true, min: 1 })),
+  capacity,
+}, { expected: 'an options object' });
+const faissIndexOptions = object({ capacity }, { expected: 'an options object' });
+
 export class CorpusIndex extends StoredVectors {
-  /** device: "cpu", "cuda", ... (default: $LMDR_DEVICE, else CPU). blockRows: corpus rows per native call. */
-  constructor(dim: number, readonly options: { device?: DeviceName; blockRows?: number; capacity?: number } = {}) {
-    super(dim, options.capacity);
+  readonly options: Infer<typeof corpusIndexOptions>;
+  constructor(dim: number, options: Infer<typeof corpusIndexOptions> = {}) {
+    const o = parse(corpusIndexOptions, options, { where: 'new CorpusIndex' });
+    super(dim, o.capacity);
+    this.options = o;
   }
 
   async search(queries: Float32Array, k: number): Promise<SearchResult> {
@@ -194,8 +211,11 @@ function optionalModule<T>(name: string, why: string): T {
 export class HnswIndex extends StoredVectors {
   private index;
 
-  constructor(dim: number, readonly options: { connectivity?: number; expansionAdd?: number; expansionSearch?: number; capacity?: number } = {}) {
-    super(dim, options.capacity);
+  readonly options: Infer<typeof hnswIndexOptions>;
+  constructor(dim: number, options: Infer<typeof hnswIndexOptions> = {}) {
+    const o = parse(hnswIndexOptions, options, { where: 'new HnswIndex' });
+    super(dim, o.capacity);
+    this.options = o;
     const usearch = optionalModule<UsearchModule>('usearch', 'HNSW search');
     this.index = new usearch.Index({
       dimensions: dim,
@@ -239,8 +259,8 @@ interface FaissModule {
 export class FaissIndex extends StoredVectors {
   private index;
 
-  constructor(dim: number, options: { capacity?: number } = {}) {
-    super(dim, options.capacity);
+  constructor(dim: number, options: Infer<typeof faissIndexOptions> = {}) {
+    super(dim, parse(faissIndexOptions, options, { where: 'new FaissIndex' }).capacity);
     this.index = new (optionalModule<FaissModule>('faiss-node', 'the faiss index').IndexFlatIP)(dim);
   }
 
@@ -266,9 +286,9 @@ export class FaissIndex extends StoredVectors {
 /** An empty index of the given kind. */
 export function createIndex(kind: IndexKind, dim: number, options: { device?: DeviceName; capacity?: number } = {}): StoredVectors {
   switch (kind) {
-    case 'exact': return new CorpusIndex(dim, options);
-    case 'hnsw': return new HnswIndex(dim, options);
-    case 'faiss': return new FaissIndex(dim, options);
+    case 'exact': return new CorpusIndex(dim, { device: options.device, capacity: options.capacity });
+    case 'hnsw': return new HnswIndex(dim, { capacity: options.capacity });
+    case 'faiss': return new FaissIndex(dim, { capacity: options.capacity });
     default: throw new UserError(`unknown index kind "${kind as string}" (expected exact, hnsw or faiss)`);
   }
 }
@@ -276,6 +296,11 @@ export function createIndex(kind: IndexKind, dim: number, options: { device?: De
 /** Builds an index over an embeddings matrix (kept, not copied) and optional ids (row order). */
 export function buildIndex(kind: IndexKind, m: { rows: number; cols: number; data: Float32Array }, ids?: string[],
   options: { device?: DeviceName; source?: string } = {}): StoredVectors {
+  parse(oneOf(INDEX_KINDS), kind, { where: 'buildIndex', label: () => 'kind' });
+  parse(object({ rows: number({ int: true, min: 0 }), cols: number({ int: true, min: 1 }), data: instance(Float32Array) }, { unknownKeys: 'keep', expected: 'a matrix {rows, cols, data}' }),
+    m, { where: 'buildIndex', label: (p) => (p === '' ? 'm' : `m.${p}`) });
+  if (m.data.length < m.rows * m.cols) throw new UserError(`buildIndex: m.data holds ${m.data.length} values, fewer than rows * cols = ${m.rows * m.cols}`);
+  parse(object({ device: optional(string({ nonEmpty: true })), source: optional(string()) }, { expected: 'an options object' }), options, { where: 'buildIndex' });
   if (ids && ids.length !== m.rows) throw new UserError(`${m.rows} embeddings but ${ids.length} ids`);
   const index = createIndex(kind, m.cols, { device: options.device });
   index.adopt(m.data.subarray(0, m.rows * m.cols), ids, options.source ?? 'buildIndex'); // source: the file errors name
@@ -284,6 +309,9 @@ export function buildIndex(kind: IndexKind, m: { rows: number; cols: number; dat
 
 /** Loads DIR/embeddings.npy + DIR/ids.txt (written by save) into an index of the given kind. */
 export async function loadIndex(dir: string, kind: IndexKind = 'exact', options: { device?: DeviceName } = {}): Promise<StoredVectors> {
+  parse(string({ nonEmpty: true }), dir, { where: 'loadIndex', label: () => 'dir' });
+  parse(oneOf(INDEX_KINDS), kind, { where: 'loadIndex', label: () => 'kind' });
+  parse(object({ device: optional(string({ nonEmpty: true })) }, { expected: 'an options object' }), options, { where: 'loadIndex' });
   const m = readNpy(path.join(dir, 'embeddings.npy'));
   const idsFile = path.join(dir, 'ids.txt');
   const ids = fs.existsSync(idsFile) ? await readIds(idsFile) : undefined;

@@ -3,16 +3,19 @@
 import type { Run } from '../eval/metrics.ts';
 import { TrecRunWriter } from '../formats/trec.ts';
 import type { VectorIndex } from './index.ts';
+import { UserError } from '../errors.ts';
+import { array, boolean, describeValue, func, instance, number, object, optional, parse, string, type Infer } from '../schema.ts';
 
-export interface RunSearchOptions {
-  output?: string; // TREC run file to write
-  keep?: boolean; // also return the run in memory
-  queryChunk?: number; // queries per search call (default 4096)
+const runSearchOptionsSchema = object({
+  output: optional(string({ nonEmpty: true })), // TREC run file to write
+  keep: optional(boolean()), // also return the run in memory
+  queryChunk: optional(number({ int: true, min: 1 })), // queries per search call (default 4096)
   /** leave out a hit whose id equals its query's id, still returning k hits (BEIR's evaluator
    * searches k + 1 and skips the self-hit the same way) */
-  dropSelf?: boolean;
-  onProgress?: (done: number, total: number) => void;
-}
+  dropSelf: optional(boolean()),
+  onProgress: optional(func<(done: number, total: number) => void>()),
+}, { expected: 'an options object' });
+export type RunSearchOptions = Infer<typeof runSearchOptionsSchema>;
 
 /**
  * Top-k of every query row against the index. Hits per query: min(k, index size) (one fewer
@@ -20,10 +23,18 @@ export interface RunSearchOptions {
  * descending (ties: lower corpus row first). Query i is named queryIds[i].
  */
 export async function searchToRun(index: VectorIndex, queries: Float32Array, queryIds: string[], k: number,
-  options: RunSearchOptions = {}): Promise<Run | undefined> {
+  runOptions: RunSearchOptions = {}): Promise<Run | undefined> {
+  const where = 'searchToRun';
+  if (typeof index !== 'object' || index === null || typeof (index as VectorIndex).search !== 'function') {
+    throw new UserError(`${where}: index must be a VectorIndex (CorpusIndex, HnswIndex, FaissIndex), got ${describeValue(index)}`);
+  }
+  parse(instance(Float32Array), queries, { where, label: () => 'queries' });
+  parse(array(string({ nonEmpty: true })), queryIds, { where, label: (p) => `queryIds${p}` });
+  parse(number({ int: true, min: 1 }), k, { where, label: () => 'k' });
+  const options = parse(runSearchOptionsSchema, runOptions, { where });
   const dim = index.dim;
   const Q = queryIds.length;
-  if (queries.length !== Q * dim) throw new Error(`searchToRun: ${queries.length} query values for ${Q} ids of dim ${dim}`);
+  if (queries.length !== Q * dim) throw new UserError(`${where}: ${queries.length} query values for ${Q} ids of dim ${dim}`);
   const chunk = options.queryChunk ?? 4096;
   const writer = options.output ? new TrecRunWriter(options.output) : undefined;
   const run: Run | undefined = options.keep ? new Map() : undefined;
