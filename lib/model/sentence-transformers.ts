@@ -95,6 +95,13 @@ export function readSentenceTransformers(dir: string): SentenceTransformersDir |
 
 function readPooling(file: string): { mode: StPoolingMode; includePrompt: boolean } {
   const c = readJson(file);
+  // sentence-transformers 6 writes "pooling_mode": "<name>"; earlier versions one boolean per mode
+  if (typeof c.pooling_mode === 'string') {
+    const names: Record<string, StPoolingMode> = { cls: 'cls', mean: 'mean', lasttoken: 'lasttoken' };
+    const mode = names[c.pooling_mode];
+    if (!mode) throw new UserError(`${file}: "pooling_mode" ${JSON.stringify(c.pooling_mode)} is not supported (supported: "cls", "mean", "lasttoken")`);
+    return { mode, includePrompt: c.include_prompt !== false };
+  }
   const modes: [string, StPoolingMode | null][] = [
     ['pooling_mode_cls_token', 'cls'], ['pooling_mode_mean_tokens', 'mean'], ['pooling_mode_lasttoken', 'lasttoken'],
     ['pooling_mode_max_tokens', null], ['pooling_mode_mean_sqrt_len_tokens', null], ['pooling_mode_weightedmean_tokens', null],

@@ -123,6 +123,20 @@ describe('encode: sentence-transformers model dirs', function () {
     }
   });
 
+  const golden = path.resolve(import.meta.dirname, '../fixtures/golden/st-qwen3');
+  (fs.existsSync(path.join(golden, 'expected.json')) ? it : it.skip)('golden: equals SentenceTransformer.encode on test/fixtures/golden/st-qwen3 (no prompt, query, passage)', async () => {
+    const want = JSON.parse(fs.readFileSync(path.join(golden, 'expected.json'), 'utf8')) as { texts: string[]; embeddings: Record<string, number[][]> };
+    const engine = await Engine.load(golden, { device: 'cpu' });
+    try {
+      for (const [name, rows] of Object.entries(want.embeddings)) {
+        const got = await engine.encode(want.texts, name === 'none' ? {} : { promptName: name });
+        rows.forEach((row, i) => expect(relErr(got.row(i), row), `${name} text ${i}`).to.be.below(1e-4));
+      }
+    } finally {
+      engine.dispose();
+    }
+  });
+
   it('a Dense layer only in pytorch_model.bin, an unknown module and an unsupported pooling mode are clear errors', async () => {
     const { dir } = stDir('lasttoken', true, null);
     fs.renameSync(path.join(dir, '2_Dense/model.safetensors'), path.join(dir, '2_Dense/pytorch_model.bin'));

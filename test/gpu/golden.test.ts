@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { Engine } from '../../lib/engine.ts';
 import { supportedModelTypes } from '../../lib/model/config.ts';
+import { lmHeadSources } from '../../lib/model/checkpoint.ts';
 import { l2RelError, relError } from '../ops/harness.ts';
 import { gpuDevice, noGpuReason } from './gpu.ts';
 
@@ -16,7 +17,7 @@ interface ModelGolden {
   model: string;
   model_type: string;
   hidden: number;
-  sequences: { input_ids: number[]; last_hidden_state: number[]; pooled: Record<'eos' | 'cls' | 'mean', number[]> }[];
+  sequences: { input_ids: number[]; last_hidden_state: number[]; pooled: Record<'eos' | 'cls' | 'mean', number[]>; target_logprobs?: number[] }[];
 }
 
 interface PeftGolden {
@@ -63,6 +64,16 @@ async function checkModel(dir: string, golden: ModelGolden, device: string, tol:
       const h = await engine.native.hiddenStates(ids, new Int32Array([0, ids.length]));
       const eh = err(Float64Array.from(h), Float64Array.from(s.last_hidden_state));
       expect(eh, `sequence ${i} (${ids.length} tokens): hidden states error ${eh}`).to.be.below(tol);
+    }
+    // the causal-LM head: log p(ids[t+1] | ids[..t]) (Engine.scoreTokens' op)
+    if (golden.sequences.some((s) => Array.isArray(s.target_logprobs))) {
+      await engine.native.loadLmHead(lmHeadSources(dir, engine.config));
+      for (const [i, s] of golden.sequences.entries()) {
+        if (!s.target_logprobs) continue;
+        const lp = await engine.native.tokenLogprobs(Int32Array.from(s.input_ids), new Int32Array([0, s.input_ids.length]), new Int32Array([1]));
+        const e = err(lp, Float64Array.from(s.target_logprobs));
+        expect(e, `sequence ${i}: target log-probabilities error ${e}`).to.be.below(tol);
+      }
     }
     for (const mode of ['eos', 'cls', 'mean'] as const) {
       const emb = await engine.encodeIds(golden.sequences.map((s) => s.input_ids), { pooling: mode });
