@@ -6,6 +6,7 @@ import type { Qrels } from '../eval/metrics.ts';
 import { readJsonLines } from './jsonl.ts';
 import { requireFile, type ReadLinesOptions } from './lines.ts';
 import { readQrels } from './trec.ts';
+import { jsonKeys, number, object, optional, parse, string, union } from '../schema.ts';
 
 /** One passage or query, with where it came from for error messages. */
 export interface TextRecord {
@@ -20,23 +21,17 @@ export interface DatasetFiles {
   qrels: string;
 }
 
-function idOf(v: Record<string, unknown>, where: string): string {
-  const id = v._id;
-  if (typeof id === 'number' && Number.isFinite(id)) return String(id);
-  if (typeof id !== 'string' || id === '') throw new UserError(`${where}: missing "_id" (a non-empty string)`);
-  return id;
-}
+// One line of corpus.jsonl / queries.jsonl: the fields lmdr reads (others, e.g. "metadata", pass).
+const idField = union(string({ nonEmpty: true }), number(), 'a non-empty string (or a number)');
+const beirLine = object({
+  _id: idField,
+  title: optional(string(), { nullable: true }),
+  text: optional(string(), { nullable: true }),
+}, { unknownKeys: 'keep', expected: 'a JSON object {"_id", "title", "text"}' });
 
-function fieldText(v: Record<string, unknown>, key: string, where: string): string {
-  const t = v[key];
-  if (t === undefined || t === null) return '';
-  if (typeof t !== 'string') throw new UserError(`${where}: "${key}" must be a string`);
-  return t;
-}
-
-function asObject(value: unknown, where: string): Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new UserError(`${where}: expected a JSON object`);
-  return value as Record<string, unknown>;
+function readLine(value: unknown, where: string): { id: string; title: string; text: string } {
+  const v = parse(beirLine, value, jsonKeys(where, 'the line'));
+  return { id: String(v._id), title: v.title ?? '', text: v.text ?? '' };
 }
 
 export function beirFiles(dir: string, split: string): DatasetFiles {
@@ -58,10 +53,9 @@ export function beirFiles(dir: string, split: string): DatasetFiles {
 export async function* readBeirCorpus(file: string, titles = true, options: ReadLinesOptions = {}): AsyncGenerator<TextRecord> {
   for await (const { value, line } of readJsonLines(file, 'BEIR corpus', options)) {
     const where = `${file}:${line}`;
-    const v = asObject(value, where);
-    const text = fieldText(v, 'text', where);
-    const title = titles ? fieldText(v, 'title', where) : '';
-    yield { id: idOf(v, where), text: title ? `${title} ${text}`.trim() : text.trim(), where };
+    const v = readLine(value, where);
+    const title = titles ? v.title : '';
+    yield { id: v.id, text: title ? `${title} ${v.text}`.trim() : v.text.trim(), where };
   }
 }
 
@@ -70,10 +64,9 @@ export async function readBeirQueries(file: string, options: ReadLinesOptions = 
   const out = new Map<string, TextRecord>();
   for await (const { value, line } of readJsonLines(file, 'BEIR queries', options)) {
     const where = `${file}:${line}`;
-    const v = asObject(value, where);
-    const id = idOf(v, where);
+    const { id, text } = readLine(value, where);
     if (out.has(id)) throw new UserError(`${where}: duplicate query id "${id}" (first at ${out.get(id)!.where})`);
-    out.set(id, { id, text: fieldText(v, 'text', where), where });
+    out.set(id, { id, text, where });
   }
   return out;
 }

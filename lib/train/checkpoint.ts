@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors.ts';
+import { jsonKeys, number, object, oneOf, optional, parse, record, unknownValue } from '../schema.ts';
 import { writeDirAtomic, writeFileAtomic } from '../formats/atomic-write.ts';
 import { readSafetensorsHeader, readTensorValues, writeSafetensors } from '../model/safetensors.ts';
 import type { HostTensor } from '../native.ts';
@@ -50,13 +51,26 @@ export function writeCheckpoint(output: string, state: TrainerState, optimizer: 
   return dir;
 }
 
+// The fields of trainer_state.json a resume relies on (lastLoss may be written as null by JSON for NaN).
+const trainerStateSchema = object({
+  step: number({ int: true, min: 0 }),
+  totalSteps: number({ int: true, min: 1 }),
+  epoch: number({ min: 0 }),
+  dataPosition: object({ epoch: number({ int: true, min: 0 }), stepInEpoch: number({ int: true, min: 0 }) }),
+  rng: object({ seed: number({ int: true, min: 0 }), kind: oneOf(['counter-based'] as const) }),
+  lastLoss: optional(number(), { nullable: true }),
+  fingerprint: record(unknownValue()),
+}, { unknownKeys: 'keep', expected: 'a JSON object' });
+
 export function readTrainerState(dir: string): TrainerState {
   const file = path.join(dir, TRAINER_STATE_FILE);
+  let raw: unknown;
   try {
-    return JSON.parse(fs.readFileSync(file, 'utf8')) as TrainerState;
+    raw = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (err) {
     throw new UserError(`${file}: cannot read trainer state (${(err as Error).message})`);
   }
+  return parse(trainerStateSchema, raw, jsonKeys(file, 'the file')) as TrainerState;
 }
 
 export function readOptimizerState(dir: string): HostTensor[] {

@@ -30,7 +30,8 @@ describe('cli: lmdr encode', () => {
     const input = writeLines(path.join(work, 'in.jsonl'), lines);
     const output = path.join(work, 'out.npy');
     const r = lmdr(['encode', '--model', model, '--input', input, '--output', output, '--device', 'cpu', '--max-length', '6']);
-    expect(r.stderr).to.equal('');
+    // line 3 is <s> + 5 words + </s> = 7 tokens: cut to 6, and said so once
+    expect(r.stderr).to.equal('lmdr encode: 1 of 4 inputs were longer than --max-length 6 tokens and were truncated (longest: 7 tokens); raise --max-length to keep more\n');
     expect(r.status).to.equal(0);
     const m = readNpy(output);
     expect([m.rows, m.cols]).to.deep.equal([4, 32]);
