@@ -1,7 +1,7 @@
 // OUTPUT/train_log.jsonl (one JSON line per optimizer step) and OUTPUT/eval_log.jsonl (one line
 // per evaluation: {step, "ndcg@10": ...}), appended as the run goes.
 import fs from 'node:fs';
-import { writeFileAtomic } from '../formats/atomic-write.ts';
+import { ioError, writeFileAtomic } from '../formats/atomic-write.ts';
 
 export interface StepRecord {
   step: number; // 1-based optimizer step
@@ -36,11 +36,19 @@ export class StepLog<T extends { step: number }> {
       }
     }
     writeFileAtomic(file, [Buffer.from(kept)]); // a kill now keeps the old log, not half of it
-    this.fd = fs.openSync(file, 'a');
+    try {
+      this.fd = fs.openSync(file, 'a');
+    } catch (err) {
+      throw ioError(err, 'open', file);
+    }
   }
 
   append(record: T): void {
-    fs.writeSync(this.fd, JSON.stringify(record) + '\n');
+    try {
+      fs.writeSync(this.fd, JSON.stringify(record) + '\n');
+    } catch (err) {
+      throw ioError(err, 'append to', this.file);
+    }
   }
 
   close(): void {

@@ -179,6 +179,27 @@ describe('train: lmdr train / merge CLI', function () {
     expect(lines).to.include(`lmdr train: warning: 1 passages were longer than --passage-max-len 16 tokens and were truncated (longest: 51 tokens, e.g. ${data}:3 pos[0]); raise --passage-max-len to keep more`);
   });
 
+  it('a full disk: the error names the file being written', async () => {
+    const data = writeJsonl(path.join(dataDir, 'enospc.jsonl'), rows);
+    const out = path.join(tmpDir('cli-enospc'), 'run');
+    const real = fs.writeSync;
+    let writes = 0;
+    fs.writeSync = ((...args: Parameters<typeof fs.writeSync>) => {
+      if (++writes === 1) return real(...args); // the lock file; then the disk is full
+      throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+    }) as typeof fs.writeSync;
+    let r;
+    try {
+      r = await lmdr(['train', '--model', modelDir, '--data', data, '--output', out, ...small, '--steps', '2']);
+    } finally {
+      fs.writeSync = real;
+    }
+    expect(r.code).to.equal(1);
+    expect(r.stderr).to.match(new RegExp(`^lmdr train: cannot (write|append to) ${path.join(out, '(train_log\\.jsonl|checkpoint-\\d+)')}: ENOSPC \\(no space left on device\\)\n$`));
+    expect(fs.existsSync(path.join(out, 'adapter_model.safetensors'))).to.equal(false);
+    expect(fs.existsSync(path.join(path.dirname(out), '.run.lock'))).to.equal(false); // released on the error
+  });
+
   it('invalid UTF-8 in --data trains with --replace-invalid-utf8', async () => {
     const f = path.join(dataDir, 'utf8-ok.jsonl');
     fs.writeFileSync(f, Buffer.concat([Buffer.from(rows.slice(0, 7).map((x) => JSON.stringify(x)).join('\n') + '\n{"query": "a'), Buffer.from([0xfe]), Buffer.from('", "pos": ["b"]}\n')]));
