@@ -34,7 +34,7 @@ export function describeValue(v: unknown): string {
   if (typeof v === 'number') return `${v}`;
   if (typeof v === 'boolean' || typeof v === 'bigint') return `${typeof v} ${String(v)}`;
   if (typeof v === 'function') return 'a function';
-  if (Array.isArray(v)) return `an array (${v.length} items)`;
+  if (Array.isArray(v)) return `an array (${v.length} item${v.length === 1 ? '' : 's'})`;
   if (ArrayBuffer.isView(v)) return `a ${v.constructor.name}`;
   if (typeof v === 'object') return v.constructor && v.constructor !== Object ? `a ${v.constructor.name}` : 'an object';
   return typeof v;

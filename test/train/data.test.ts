@@ -38,7 +38,7 @@ describe('train: data loading', () => {
     ['empty pos', '{"query":"a","pos":[]}\n', /train\.jsonl:1: "pos" is empty/],
     ['pos not strings', '{"query":"a","pos":[1]}\n', /train\.jsonl:1: "pos\[0\]" must be a string, got 1$/],
     ['neg not a list', '{"query":"a","pos":["b"],"neg":"c"}\n', /train\.jsonl:1: "neg" must be an array of strings, got the string "c"$/],
-    ['not an object', '["a"]\n', /train\.jsonl:1: the line must be a JSON object \{"query", "pos", "neg"\}, got an array \(1 items\)$/],
+    ['not an object', '["a"]\n', /train\.jsonl:1: the line must be a JSON object \{"query", "pos", "neg"\}, got an array \(1 item\)$/],
     ['a task that is not a string', '{"query":"a","pos":["b"]}\n{"query":"a","pos":["b"],"task":3}\n', /train\.jsonl:2: "task" must be a string/],
     ['no records', '\n\n', /no training records/],
   ];
