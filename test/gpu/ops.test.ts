@@ -191,6 +191,117 @@ describeGpu('CUDA ops vs the CPU (float64) backend', function () {
     compare('sgd_step', { n, param, grad, lr: 0.05, weightDecay: 0.01, gradScale: 0.5 });
   });
 
+  // ---- the ops the later architectures added (issue 12; test/ops/architecture-ops.test.ts
+  // checks the CPU side against float64 references and finite differences) ----
+
+  it('architecture ops: activation and gated activation (silu, gelu, gelu_tanh, relu), forward and backward', () => {
+    const n = 2053;
+    // ReLU's kink: keep bf16 inputs away from 0 so both sides take the same branch
+    const x = bf16Array(randn(n, 110, 3).map((v) => (Math.abs(v) < 1e-2 ? 0.5 : v)));
+    const up = rn(n, 111), dout = rn(n, 112);
+    for (const act of ['silu', 'gelu', 'gelu_tanh', 'relu']) {
+      compare('activation_forward', { n, x, act }, `activation_forward ${act}`);
+      compare('activation_backward', { n, dout, x, act }, `activation_backward ${act}`);
+      compare('gated_forward', { n, gate: x, up, act }, `gated_forward ${act}`);
+      compare('gated_backward', { n, dout, gate: x, up, act }, `gated_backward ${act}`);
+    }
+  });
+
+  it("architecture ops: rmsnorm with Gemma's (1 + w) offset, forward and backward", () => {
+    for (const H of [64, 300]) {
+      const rows = 11, eps = 1e-6;
+      const x = rn(rows * H, 120 + H, 2), w = rn(H, 121, 0.3);
+      compare('rmsnorm_forward', { rows, H, x, w, eps, wOffset: 1 }, `rmsnorm_forward wOffset=1 H=${H}`);
+      const rstd = runOp(ref, 'rmsnorm_forward', { rows, H, x, w, eps, wOffset: 1 }).rstd;
+      compare('rmsnorm_backward', { rows, H, dout: rn(rows * H, 122), x, w, rstd: bf16Array(rstd), dw: rn(H, 123), wOffset: 1 },
+        `rmsnorm_backward wOffset=1 H=${H}`);
+    }
+  });
+
+  it('architecture ops: partial RoPE (fewer frequencies than D/2), forward and backward', () => {
+    // Phi-2: head 80, partial_rotary_factor 0.4 -> 32 rotated dims (16 frequencies); and 8 of 16
+    for (const [D, R] of [[80, 32], [16, 8]]) {
+      const c = cu([5, 40, 17]);
+      const heads = 2;
+      const invFreq = new Float64Array(R / 2).map((_, i) => 1 / Math.pow(10000, (2 * i) / R));
+      const x = rn(c[3] * heads * D, 130 + D);
+      const got = compare('rope_forward', { cuSeqlens: c, heads, D, x, invFreq }, `rope_forward D=${D} rotary ${R}`);
+      for (let i = 0; i < c[3] * heads; i++)
+        for (let d = R; d < D; d++) expect(got.x[i * D + d], `pass-through dim ${d}`).to.equal(x[i * D + d]);
+      compare('rope_backward', { cuSeqlens: c, heads, D, x, invFreq }, `rope_backward D=${D} rotary ${R}`);
+    }
+  });
+
+  // soft-capping / sliding windows run on the SIMT kernels for every D (D 64 would take the
+  // tensor-core forward without them); windows wider and narrower than a 32-key tile
+  const modCases = [
+    { D: 16, Hq: 4, Hkv: 2, lengths: [37, 5, 70], window: 7, softcap: 1.5 },
+    { D: 64, Hq: 2, Hkv: 1, lengths: [45, 20], window: 40, softcap: 2.5 },
+  ];
+  for (const a of modCases)
+    for (const causal of [true, false])
+      it(`architecture ops: attention soft-cap and sliding window, forward + backward: D=${a.D}, ${a.Hq}/${a.Hkv} heads, lengths ${a.lengths}, ${causal ? 'causal' : 'bidirectional'}`, () => {
+        const c = cu(a.lengths);
+        const T = c[c.length - 1];
+        const seed = 140 + a.D + (causal ? 1 : 0);
+        const base: Record<string, OpArg> = {
+          cuSeqlens: c, Hq: a.Hq, Hkv: a.Hkv, D: a.D, causal, scale: 1 / Math.sqrt(a.D),
+          q: rn(T * a.Hq * a.D, seed, 2), k: rn(T * a.Hkv * a.D, seed + 1, 2), v: rn(T * a.Hkv * a.D, seed + 2),
+        };
+        const dout = rn(T * a.Hq * a.D, seed + 3);
+        for (const mods of [{ softcap: a.softcap }, { window: a.window }, { softcap: a.softcap, window: a.window }]) {
+          const args = { ...base, ...mods };
+          const what = `${JSON.stringify(mods)}`;
+          compare('attention_forward', args, `attention_forward ${what}`);
+          const fwd = runOp(ref, 'attention_forward', args);
+          compare('attention_backward', { ...args, dout, out: bf16Array(fwd.out), lse: bf16Array(fwd.lse) },
+            `attention_backward ${what}`);
+        }
+      });
+
+  it('architecture ops: copy_columns between row-major matrices of different widths', () => {
+    const rows = 37, dstCols = 300, srcCols = 200;
+    const args = { rows, dstCols, srcCols, dst: rn(rows * dstCols, 150), src: rn(rows * srcCols, 151) };
+    const got = compare('copy_columns', { ...args, dstCol: 17, srcCol: 33, ncols: 150 });
+    // exact: a copy of bf16 values, untouched columns kept
+    for (let r = 0; r < rows; r++)
+      for (let col = 0; col < dstCols; col++) {
+        const want = col >= 17 && col < 167 ? args.src[r * srcCols + 33 + col - 17] : args.dst[r * dstCols + col];
+        expect(got.dst[r * dstCols + col], `dst[${r}, ${col}]`).to.equal(want);
+      }
+    compare('copy_columns', { ...args, dstCol: 0, srcCol: 0, ncols: 200 }, 'copy_columns (whole source)');
+  });
+
+  it('architecture ops: LM-head vocabulary blocks (logits_block_update) with and without a soft-cap', () => {
+    const N = 5, V = 1100, Vb = 400;
+    const logits = rn(N * V, 160, 4);
+    const targets = Int32Array.from([0, 1099, 399, 400, 777]);
+    for (const softcap of [0, 30]) {
+      // every block from the reference's running state, so each update is checked on its own
+      let state = { max: new Float64Array(N).fill(-Infinity), sum: new Float64Array(N), target: new Float64Array(N) };
+      let gpu = { ...state };
+      for (let v0 = 0; v0 < V; v0 += Vb) {
+        const nb = Math.min(Vb, V - v0);
+        const block = new Float64Array(N * nb);
+        for (let r = 0; r < N; r++) block.set(logits.subarray(r * V + v0, r * V + v0 + nb), r * nb);
+        const args = { N, Vb: nb, logits: block, targets, v0, softcap };
+        const want = runOp(ref, 'logits_block_update', { ...args, ...state });
+        compare('logits_block_update', { ...args, ...state }, `logits_block_update v0=${v0} softcap=${softcap}`);
+        const g = runOp(gpuDevice, 'logits_block_update', { ...args, ...gpu });
+        gpu = { max: g.max, sum: g.sum, target: g.target };
+        state = { max: want.max, sum: want.sum, target: want.target };
+      }
+      // the GPU's own chain gives the log-probabilities of the whole vocabulary
+      for (let r = 0; r < N; r++) {
+        const row = logits.subarray(r * V, (r + 1) * V).map((l) => (softcap ? softcap * Math.tanh(l / softcap) : l));
+        const m = Math.max(...row);
+        const lp = row[targets[r]] - m - Math.log(row.reduce((s, l) => s + Math.exp(l - m), 0));
+        const got = gpu.target[r] - gpu.max[r] - Math.log(gpu.sum[r]);
+        expect(Math.abs(got - lp), `row ${r} log p = ${got} vs ${lp} (softcap ${softcap})`).to.be.at.most(0.05);
+      }
+    }
+  });
+
   it('clear errors for bad shapes instead of a crash', () => {
     expect(() => runOp(gpuDevice, 'attention_forward', {
       cuSeqlens: cu([4]), Hq: 2, Hkv: 2, D: 300, causal: true, scale: 1,
