@@ -53,6 +53,33 @@ grep -q '^build: cmake' <<<"$info" || { echo "check-pack: lmdr info does not rep
   console.log('   loaded ' + file.slice(file.indexOf('node_modules')));
 ")
 
+echo "== check-pack: the tarball ships compiled JavaScript, declarations and source maps, and no TypeScript loader"
+for f in dist/index.js dist/index.d.ts dist/index.js.map dist/cli/main.js dist/engine.d.ts; do
+  grep -qx "package/$f" <<<"$listing" || { echo "check-pack: the tarball lacks $f" >&2; exit 1; }
+done
+if grep -q '^package/dist/lmdr-bundle' <<<"$listing"; then echo "check-pack: the tarball contains the portable bundle" >&2; exit 1; fi
+[[ ! -e "$app/node_modules/tsx" ]] || { echo "check-pack: installing lmdr installed tsx (it must be a dev dependency only)" >&2; exit 1; }
+help_start=$(date +%s%N)
+(cd "$app" && PATH="$bare_path" npx --no-install lmdr --help >/dev/null)
+echo "   lmdr --help through npx: $(( ($(date +%s%N) - help_start) / 1000000 )) ms (bench/cli-startup.mjs measures the bin alone)"
+
+echo "== check-pack: apps importing the package (plain JavaScript ESM, CommonJS, TypeScript)"
+node --import tsx scripts/check-pack/make-model.ts "$work/fixture"
+cp scripts/check-pack/app.mjs scripts/check-pack/app.cjs scripts/check-pack/app.ts "$app/"
+(cd "$app" && PATH="$bare_path" node app.mjs "$work/fixture/model" "$work/fixture/train.jsonl" "$work/fixture/run")
+(cd "$app" && PATH="$bare_path" node app.cjs)
+# tsc from this repository's devDependencies; @types/node likewise (an app would have its own)
+(cd "$app" && node "$root/node_modules/typescript/bin/tsc" --strict --module nodenext --noEmit \
+  --typeRoots "$root/node_modules/@types" --types node app.ts) || { echo "check-pack: app.ts does not type-check against the package's .d.ts files" >&2; exit 1; }
+echo "   app.ts: type-checks with tsc --strict --module nodenext ($(node "$root/node_modules/typescript/bin/tsc" --version))"
+
+echo "== check-pack: lmdr demo from the installed package (tiny sizes), with its BM25 row"
+demo_out=$(cd "$app" && PATH="$bare_path" npx --no-install lmdr demo --output "$work/demo" --steps 2 --batch-size 4 \
+  --max-train 16 --max-test 8 --years 2016-2021 --hidden 16 --layers 1 --device cpu --no-progress 2>/dev/null)
+grep -E '^BM25 \(k1 0\.9, b 0\.4\)( +[0-9]\.[0-9]{4}){4}$' <<<"$demo_out" >/dev/null || { echo "check-pack: the demo printed no BM25 row:" >&2; echo "$demo_out" >&2; exit 1; }
+grep -E '^after 2 steps' <<<"$demo_out" >/dev/null || { echo "check-pack: the demo printed no after-training row" >&2; exit 1; }
+echo "   lmdr demo: before/after/BM25 table printed"
+
 if [[ "${1:-}" == "--fallback" ]]; then
   echo "== check-pack: a tarball without prebuilds/ builds from source on install"
   mkdir -p "$work/unpacked"

@@ -10,12 +10,17 @@ import type { PoolingMode } from '../native.ts';
 import type { ModelInfo } from './config.ts';
 
 export class TextTokenizer {
-  /** The underlying @huggingface/tokenizers object (decode, vocab look-ups). */
+  /**
+   * The underlying @huggingface/tokenizers object (decode, vocab look-ups).
+   * @internal left out of the published .d.ts: that package's own types do not resolve under
+   * --module nodenext, so exposing them would break a strict type check of every app.
+   */
   readonly hf: Tokenizer;
   /** EOS id appended for eos pooling; null when neither tokenizer_config.json nor config.json names one. */
   readonly eosId: number | null;
   readonly file: string;
 
+  /** @internal (TextTokenizer.load makes one) */
   constructor(hf: Tokenizer, eosId: number | null, file: string) {
     this.hf = hf;
     this.eosId = eosId;
