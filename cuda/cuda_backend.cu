@@ -13,6 +13,7 @@
 #include "cublaslt.h"
 #include "cuda_backend.h"
 #include "memory.h"
+#include "op_profile.h"
 #include "ops.cuh"
 
 namespace lmdr::cuda {
@@ -108,6 +109,7 @@ class CudaBackend final : public Backend {
       LMDR_CUDA_CHECK(cudaMemcpyAsync(dst, tmp.data, tmp.bytes(), cudaMemcpyDeviceToHost, stream_));
     }
     LMDR_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    if (op_profile_enabled()) op_profile_collect();
   }
 
   void fill(Tensor& t, double value) override {
@@ -136,6 +138,7 @@ class CudaBackend final : public Backend {
   void synchronize() override {
     Scope s(*this, "synchronize");
     LMDR_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    if (op_profile_enabled()) op_profile_collect();
   }
 
   // layer ranges from the core; ops open their own (Scope)
@@ -372,26 +375,38 @@ class CudaBackend final : public Backend {
   }
 
   // ---- losses ----
-  double infonce_forward_backward(Tensor& dq, Tensor& dp, const Tensor& q, const Tensor& p, int64_t group,
-                                  double temperature, bool cosine) override {
+  LossParts infonce_forward_backward(Tensor& dq, Tensor& dp, const Tensor& q, const Tensor& p,
+                                     const LossSpec& spec) override {
     Scope s(*this, "infonce");
-    int64_t B = q.dim(0), H = q.dim(-1), P = p.dim(0);
+    int64_t B = q.dim(0), H = q.dim(-1), P = p.dim(0), group = spec.group;
     need(group > 0 && P == B * group && p.dim(-1) == H, "infonce",
          "q " + desc(q) + ", p " + desc(p) + ", group " + std::to_string(group));
+    LossLayout lay = loss_layout(spec, B);
     Tensor q32 = as_f32(q), p32 = as_f32(p);
     Tensor dq32 = dq.dtype == DType::F32 ? dq : empty(dq.shape, DType::F32);
     Tensor dp32 = dp.dtype == DType::F32 ? dp : empty(dp.shape, DType::F32);
     Tensor work = empty({infonce_workspace_floats(B, P)}, DType::F32);
-    Tensor loss = empty({1}, DType::F64);
-    cuda::infonce_forward_backward(dq32.ptr<float>(), dp32.ptr<float>(), loss.ptr<double>(), q32.ptr<float>(),
-                                   p32.ptr<float>(), B, P, H, group, float(temperature), cosine, work.ptr<float>(),
+    Tensor parts = empty({2}, DType::F64);
+    Tensor rank = to_device(lay.rank), rank_of = to_device(lay.rank_of);
+    std::vector<float> w32(lay.weight.begin(), lay.weight.end());
+    Tensor weight = to_device(w32);
+    cuda::infonce_forward_backward(dq32.ptr<float>(), dp32.ptr<float>(), parts.ptr<double>(), q32.ptr<float>(),
+                                   p32.ptr<float>(), B, P, H, group, float(spec.temperature), spec.cosine,
+                                   spec.in_batch, int(spec.distill), float(spec.contrastive_weight),
+                                   float(spec.distill_weight), float(spec.student_temperature),
+                                   rank.ptr<int32_t>(), rank_of.ptr<int32_t>(),
+                                   w32.empty() ? nullptr : static_cast<const float*>(weight.data), work.ptr<float>(),
                                    stream_);
     if (dq32.data != dq.data) convert_forward(dq.data, dq.dtype, dq32.data, DType::F32, dq.numel(), stream_);
     if (dp32.data != dp.data) convert_forward(dp.data, dp.dtype, dp32.data, DType::F32, dp.numel(), stream_);
-    double result = 0;
-    LMDR_CUDA_CHECK(cudaMemcpyAsync(&result, loss.data, sizeof(double), cudaMemcpyDeviceToHost, stream_));
+    double result[2] = {0, 0};
+    LMDR_CUDA_CHECK(cudaMemcpyAsync(result, parts.data, 2 * sizeof(double), cudaMemcpyDeviceToHost, stream_));
     LMDR_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    return result;
+    LossParts out;
+    out.contrastive = result[0];
+    out.distill = spec.distill == Distill::None ? 0 : result[1];
+    out.loss = spec.contrastive_weight * out.contrastive + spec.distill_weight * out.distill;
+    return out;
   }
 
   // ---- optimisers ----
@@ -475,8 +490,10 @@ class CudaBackend final : public Backend {
     Scope(CudaBackend& be, const char* op) : be_(be), lock_(be.mutex_), prev_(t_current_op), range_(op) {
       t_current_op = op;
       LMDR_CUDA_CHECK(cudaSetDevice(be.device_));
+      if (op_profile_enabled()) op_profile_begin(op, be.stream_);
     }
     ~Scope() noexcept(false) {
+      if (op_profile_enabled()) op_profile_end(be_.stream_);
       if (sync_every_op() && std::uncaught_exceptions() == 0) {
         cudaError_t err = cudaStreamSynchronize(be_.stream_);
         if (err != cudaSuccess) {

@@ -96,12 +96,16 @@ void pool_backward(void* dh, DType dht, const void* dout, DType dt, const int32_
                    int64_t H, int mode, cudaStream_t s);  // dh[T,H] overwritten
 void l2normalize_forward(void* y, DType yt, const void* x, DType xt, int64_t R, int64_t H, cudaStream_t s);
 
-// ---- infonce.cu ---- fp32: q[B,H], p[P,H] (P = B*group); writes dq, dp; loss -> *loss (device double)
-// workspace: infonce_workspace_floats(B, P) floats
+// ---- infonce.cu ---- fp32: q[B,H], p[P,H] (P = B*group); writes dq, dp; the fused retrieval loss
+// (cpp/core/retrieval_loss.h): parts[0] = mean contrastive, parts[1] = mean distill (device doubles).
+// distill: 0 none, 1 kl, 2 stable; rank, rank_of [P] int32 and teacher_weight [P] on the device
+// (teacher_weight may be null without distillation). workspace: infonce_workspace_floats(B, P) floats
 int64_t infonce_workspace_floats(int64_t B, int64_t P);
-void infonce_forward_backward(float* dq, float* dp, double* loss, const float* q, const float* p, int64_t B,
-                              int64_t P, int64_t H, int64_t group, float temperature, bool cosine, float* workspace,
-                              cudaStream_t s);
+void infonce_forward_backward(float* dq, float* dp, double* parts, const float* q, const float* p, int64_t B,
+                              int64_t P, int64_t H, int64_t group, float temperature, bool cosine, bool in_batch,
+                              int distill, float contrastive_weight, float distill_weight, float student_temperature,
+                              const int32_t* rank, const int32_t* rank_of, const float* teacher_weight,
+                              float* workspace, cudaStream_t s);
 
 // ---- optimizer.cu ---- in place on param (and m, v); fp32 math whatever the dtypes
 void adamw_step(void* param, DType pt, const void* grad, DType gt, void* m, DType mt, void* v, DType vt, int64_t n,

@@ -138,8 +138,21 @@ export interface NativeModel {
   dispose(): void;
 }
 
+/** The fused loss's modes beyond plain InfoNCE (defaults: in-batch negatives, weight 1, no distillation). */
+export interface LossModes {
+  inBatch?: boolean;
+  contrastiveWeight?: number;
+  distill?: 'none' | 'kl' | 'stable';
+  distillWeight?: number; // 1 with distillation
+  teacherTemperature?: number; // 1
+  studentTemperature?: number; // 1 (KL only)
+  teacher?: Float64Array; // [batch * group] teacher scores, group order
+}
+
 export interface InfoNceResult {
-  loss: number;
+  loss: number; // contrastiveWeight * contrastive + distillWeight * distill
+  contrastive: number; // mean InfoNCE over the queries
+  distill: number; // mean distillation loss (0 without distillation)
   dq: Float32Array;
   dp: Float32Array;
 }
@@ -147,8 +160,9 @@ export interface InfoNceResult {
 export interface NativeAddon {
   buildInfo(): BuildInfo;
   loadModel(config: ModelConfigNative, tensors: TensorSource[], device: DeviceName): Promise<NativeModel>;
+  /** The fused retrieval loss (cpp/core/retrieval_loss.h): InfoNCE, and KL or stabilized distillation when modes say so. */
   infonce(q: Float32Array, p: Float32Array, batch: number, group: number, hidden: number,
-    temperature: number, cosine: boolean, device: DeviceName): InfoNceResult;
+    temperature: number, cosine: boolean, device: DeviceName, modes?: LossModes): InfoNceResult;
   /** Exact top-k by inner product; corpus processed in blocks. Returns scores [Q,k] and ids [Q,k].
    * k larger than numCorpus returns numCorpus columns (result.k). blockRows: corpus rows per
    * backend call (default: sized for the backend). The inputs must not change until it settles. */

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "retrieval_loss.h"
 #include "tensor.h"
 
 namespace lmdr {
@@ -176,11 +177,12 @@ class Backend {
   virtual void l2normalize_forward(Tensor& y, const Tensor& x) = 0;
 
   // ---- losses (inputs/outputs in param_dtype) ----
-  // Contrastive InfoNCE. q[B,H], p[B*G,H]; s_ij = sim(q_i, p_j) / temperature with sim =
-  // cosine (cosine=true) or dot. loss = mean_i CE(s_i, target i*G). Writes dq, dp; returns loss.
-  virtual double infonce_forward_backward(Tensor& dq, Tensor& dp, const Tensor& q,
-                                          const Tensor& p, int64_t group, double temperature,
-                                          bool cosine) = 0;
+  // The fused retrieval loss. q[B,H], p[B*G,H]; s_ij = sim(q_i, p_j) / temperature with sim =
+  // cosine or dot. Contrastive InfoNCE (loss = mean_i CE(s_i, target i*G)), weighted with KL or
+  // stabilized distillation against teacher scores: the modes of spec (core/retrieval_loss.h).
+  // Writes dq, dp; returns the loss and its parts.
+  virtual LossParts infonce_forward_backward(Tensor& dq, Tensor& dp, const Tensor& q,
+                                             const Tensor& p, const LossSpec& spec) = 0;
 
   // ---- optimisers (all on param_dtype tensors) ----
   virtual double sum_squares(const Tensor& x) = 0;  // for gradient-norm clipping

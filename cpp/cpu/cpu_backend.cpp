@@ -227,14 +227,13 @@ template <typename T> class CpuBackend final : public Backend {
   }
 
   // ---- losses, optimisers ----
-  double infonce_forward_backward(Tensor& dq, Tensor& dp, const Tensor& q, const Tensor& pp,
-                                  int64_t group, double temperature, bool cosine) override {
-    int64_t H = q.dim(-1), B = lead(q);
+  LossParts infonce_forward_backward(Tensor& dq, Tensor& dp, const Tensor& q, const Tensor& pp,
+                                     const LossSpec& spec) override {
+    int64_t H = q.dim(-1), B = lead(q), group = spec.group;
     if (pp.numel() != B * group * H)
       throw Error(name() + ": infonce: p" + pp.shape_str() + " is not [" + std::to_string(B * group) +
                   "," + std::to_string(H) + "] for q" + q.shape_str() + " and group " + std::to_string(group));
-    return cpu::infonce_forward_backward(p(dq, "dq"), p(dp, "dp"), p(q, "q"), p(pp, "p"), B, group,
-                                         H, temperature, cosine);
+    return cpu::infonce_forward_backward(p(dq, "dq"), p(dp, "dp"), p(q, "q"), p(pp, "p"), B, H, spec);
   }
   double sum_squares(const Tensor& x) override { return cpu::sum_squares(p(x, "x"), x.numel()); }
   void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, double lr, double beta1,

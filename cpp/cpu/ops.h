@@ -108,10 +108,10 @@ void pool_backward(T* dh, const T* dout, const std::vector<int32_t>& cu_seqlens,
                    Pooling mode);
 template <typename T> void l2normalize_forward(T* y, const T* x, int64_t rows, int64_t H);
 
-// ---- infonce.cpp ---- q[B,H], p[B*G,H] -> dq, dp; returns the mean loss.
+// ---- infonce.cpp ---- q[B,H], p[B*G,H] -> dq, dp; the fused retrieval loss (core/retrieval_loss.h).
 template <typename T>
-double infonce_forward_backward(T* dq, T* dp, const T* q, const T* p, int64_t B, int64_t G,
-                                int64_t H, double temperature, bool cosine);
+LossParts infonce_forward_backward(T* dq, T* dp, const T* q, const T* p, int64_t B, int64_t H,
+                                   const LossSpec& spec);
 
 // ---- optimizer.cpp ----
 template <typename T> double sum_squares(const T* x, int64_t n);

@@ -1,5 +1,7 @@
-// infonce(q, p, batch, group, hidden, temperature, cosine, device) -> { loss, dq, dp }:
-// the fused contrastive loss on float32 host embeddings (sync: one small fused op).
+// infonce(q, p, batch, group, hidden, temperature, cosine, device, modes?) -> { loss, contrastive,
+// distill, dq, dp }: the fused retrieval loss on float32 host embeddings (sync: one small fused
+// op). modes (optional) = { inBatch, contrastiveWeight, distill: "none"|"kl"|"stable",
+// distillWeight, teacherTemperature, studentTemperature, teacher: Float64Array[batch*group] }.
 #include <cmath>
 
 #include "napi/common.h"
@@ -15,7 +17,42 @@ Napi::Value InfoNce(const Napi::CallbackInfo& info) {
   double hidden = arg_number(info, 4, "infonce: hidden"), temperature = arg_number(info, 5, "infonce: temperature");
   bool cosine = arg_bool(info, 6, "infonce: cosine");
   std::string device = arg_string(info, 7, "infonce: device");
+  LossSpec spec;
+  std::string distill = "none";
+  if (info.Length() > 8 && !info[8].IsUndefined()) {
+    if (!info[8].IsObject()) throw Napi::TypeError::New(env, "infonce: modes must be an object");
+    Napi::Object m = info[8].As<Napi::Object>();
+    auto get = [&](const char* key) { return m.Has(key) ? m.Get(key) : env.Undefined(); };
+    auto num = [&](const char* key, double fallback) {
+      Napi::Value v = get(key);
+      if (v.IsUndefined()) return fallback;
+      if (!v.IsNumber()) throw Napi::TypeError::New(env, std::string("infonce: modes.") + key + " must be a number");
+      return v.As<Napi::Number>().DoubleValue();
+    };
+    Napi::Value ib = get("inBatch");
+    if (!ib.IsUndefined()) {
+      if (!ib.IsBoolean()) throw Napi::TypeError::New(env, "infonce: modes.inBatch must be a boolean");
+      spec.in_batch = ib.As<Napi::Boolean>().Value();
+    }
+    Napi::Value d = get("distill");
+    if (!d.IsUndefined()) {
+      if (!d.IsString()) throw Napi::TypeError::New(env, "infonce: modes.distill must be a string");
+      distill = d.As<Napi::String>().Utf8Value();
+    }
+    spec.contrastive_weight = num("contrastiveWeight", 1);
+    spec.distill_weight = num("distillWeight", distill == "none" ? 0 : 1);
+    spec.teacher_temperature = num("teacherTemperature", 1);
+    spec.student_temperature = num("studentTemperature", 1);
+    Napi::Value t = get("teacher");
+    if (!t.IsUndefined()) {
+      if (!t.IsTypedArray() || t.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
+        throw Napi::TypeError::New(env, "infonce: modes.teacher must be a Float64Array");
+      auto a = t.As<Napi::Float64Array>();
+      spec.teacher.assign(a.Data(), a.Data() + a.ElementLength());
+    }
+  }
   return guard(env, [&]() -> Napi::Value {
+    spec.distill = parse_distill(distill);
     auto whole = [](double v) { return v >= 1 && v == std::floor(v) && v < 9e15; };
     if (!whole(batch) || !whole(group) || !whole(hidden))
       throw Error("infonce: batch, group and hidden must be positive integers (got " + std::to_string(batch) + ", " +
@@ -34,14 +71,19 @@ Napi::Value InfoNce(const Napi::CallbackInfo& info) {
     Tensor dq = be->empty({B, H}, dt), dp = be->empty({B * G, H}, dt);
     be->upload(qt, q.data(), DType::F32);
     be->upload(pt, p.data(), DType::F32);
-    double loss = be->infonce_forward_backward(dq, dp, qt, pt, G, temperature, cosine);
+    spec.group = G;
+    spec.temperature = temperature;
+    spec.cosine = cosine;
+    LossParts parts = be->infonce_forward_backward(dq, dp, qt, pt, spec);
     be->synchronize();
     auto dq_out = Napi::Float32Array::New(env, size_t(B * H));
     auto dp_out = Napi::Float32Array::New(env, size_t(B * G * H));
     be->download(dq_out.Data(), DType::F32, dq);
     be->download(dp_out.Data(), DType::F32, dp);
     auto out = Napi::Object::New(env);
-    out.Set("loss", loss);
+    out.Set("loss", parts.loss);
+    out.Set("contrastive", parts.contrastive);
+    out.Set("distill", parts.distill);
     out.Set("dq", dq_out);
     out.Set("dp", dp_out);
     return out;

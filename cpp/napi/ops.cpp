@@ -347,8 +347,21 @@ void run(Backend* be, const std::string& op, OpCall& c) {
   } else if (op == "infonce") {
     int64_t B = c.dim("batch"), G = c.dim("group"), H = c.dim("H");
     Tensor q = c.in("q", {B, H}), p = c.in("p", {B * G, H}), dq = c.out({B, H}), dp = c.out({B * G, H});
-    double loss = be->infonce_forward_backward(dq, dp, q, p, G, c.number("temperature"), c.flag("cosine"));
-    c.result("loss", loss);
+    LossSpec spec;
+    spec.group = G;
+    spec.temperature = c.number("temperature");
+    spec.cosine = c.flag("cosine");
+    if (c.has("inBatch")) spec.in_batch = c.flag("inBatch");
+    spec.contrastive_weight = c.number_or("contrastiveWeight", 1);
+    if (c.has("distill")) spec.distill = parse_distill(c.text("distill"));
+    spec.distill_weight = c.number_or("distillWeight", spec.distill == Distill::None ? 0 : 1);
+    spec.teacher_temperature = c.number_or("teacherTemperature", 1);
+    spec.student_temperature = c.number_or("studentTemperature", 1);
+    if (c.has("teacher")) spec.teacher = c.doubles("teacher");
+    LossParts parts = be->infonce_forward_backward(dq, dp, q, p, spec);
+    c.result("loss", parts.loss);
+    c.result("contrastive", parts.contrastive);
+    c.result("distill", parts.distill);
     c.result("dq", dq);
     c.result("dp", dp);
   } else if (op == "sum_squares") {
