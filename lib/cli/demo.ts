@@ -2,7 +2,7 @@
 import path from 'node:path';
 import { parseFlags } from './args.ts';
 import { UserError } from '../errors.ts';
-import { DEMO_DEFAULTS, DEMO_MEASURES, runDemo, type DemoOptions, type DemoResult } from '../demo/run-demo.ts';
+import { DEMO_BM25, DEMO_DEFAULTS, DEMO_MEASURES, runDemo, type DemoOptions, type DemoResult } from '../demo/run-demo.ts';
 import { DEMO_ARCHS, type DemoArch } from '../demo/demo-model.ts';
 import { POOLING_MODES } from '../engine.ts';
 import type { PoolingMode } from '../native.ts';
@@ -88,11 +88,14 @@ export function parseDemoFlags(argv: string[]): { options: DemoOptions; progress
 
 const LABELS: Record<string, string> = { 'ndcg@10': 'NDCG@10', 'mrr@10': 'MRR@10', 'recall@10': 'Recall@10', 'recall@100': 'Recall@100' };
 
-/** The before/after table (plain text, fixed columns). */
-export function resultsTable(result: Pick<DemoResult, 'before' | 'after' | 'steps'>): string {
+export const BM25_LABEL = `BM25 (k1 ${DEMO_BM25.k1}, b ${DEMO_BM25.b})`;
+
+/** The table (plain text, fixed columns): the BM25 baseline when given, before, after, change. */
+export function resultsTable(result: Pick<DemoResult, 'before' | 'after' | 'steps'> & { bm25?: Record<string, number> }): string {
   const keys = DEMO_MEASURES.split(',');
   const rows: string[][] = [
     ['', ...keys.map((k) => LABELS[k] ?? k)],
+    ...(result.bm25 ? [[BM25_LABEL, ...keys.map((k) => result.bm25![k]?.toFixed(4) ?? '-')]] : []),
     ['before training (step 0)', ...keys.map((k) => result.before[k]?.toFixed(4) ?? '-')],
     [`after ${result.steps} steps`, ...keys.map((k) => result.after[k]?.toFixed(4) ?? '-')],
     ['change', ...keys.map((k) => {
@@ -100,6 +103,23 @@ export function resultsTable(result: Pick<DemoResult, 'before' | 'after' | 'step
       return Number.isFinite(d) ? `${d >= 0 ? '+' : ''}${d.toFixed(4)}` : '-';
     })],
   ];
+  return formatColumns(rows);
+}
+
+/** Which wins after training: the trained model or BM25, measure by measure (4 decimals, as printed). */
+export function verdict(result: Pick<DemoResult, 'after' | 'bm25'>): string {
+  const keys = DEMO_MEASURES.split(',');
+  const round = (v: number) => Math.round(v * 1e4);
+  const wins = keys.filter((k) => round(result.after[k]) > round(result.bm25[k]));
+  const losses = keys.filter((k) => round(result.after[k]) < round(result.bm25[k]));
+  const names = (ks: string[]) => ks.map((k) => LABELS[k] ?? k).join(', ');
+  if (losses.length === 0 && wins.length === keys.length) return 'The trained model beats BM25 on every measure.';
+  if (wins.length === 0 && losses.length === keys.length) return 'BM25 beats the trained model on every measure.';
+  if (wins.length === 0 && losses.length === 0) return 'The trained model and BM25 tie on every measure.';
+  return `The trained model beats BM25 on ${names(wins) || 'no measure'}${losses.length ? `; BM25 wins on ${names(losses)}` : ''}${wins.length + losses.length < keys.length ? ' (the rest tie)' : ''}.`;
+}
+
+function formatColumns(rows: string[][]): string {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
   return rows.map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ')).join('\n');
 }
@@ -134,6 +154,8 @@ export async function run(argv: string[]): Promise<void> {
     `(${result.generatedModel ? 'generated model, full fine-tuning' : `LoRA on ${result.modelDir}`}, ${result.pooling} pooling; ${result.device}; ${result.trainSeconds.toFixed(0)} s of training, ${Math.round(result.tokensPerSecond).toLocaleString('en-US')} tokens/s; loss ${result.firstLoss.toFixed(3)} -> ${result.finalLoss.toFixed(3)})`,
     '',
     resultsTable(result),
+    '',
+    verdict(result),
     '',
     `curves:  ${result.curves ? rel(result.curves) : '(not written)'}`,
     `logs:    ${rel(path.join(result.output, 'run', 'train_log.jsonl'))}, ${rel(path.join(result.output, 'run', 'eval_log.jsonl'))}`,

@@ -23,6 +23,14 @@ export interface DemoModelOptions {
   initGain?: number;
   /** init std of the token embeddings; 0.02 (RMSNorm makes the scale invisible to the forward, but small rows move fast under Adam) */
   embedStd?: number;
+  /**
+   * token embeddings of the generated BERT: 'idf' (default) starts mean pooling as an
+   * IDF-weighted bag of words (see idfEmbeddings); 'random' as an unweighted bag of random
+   * word vectors. The decoder's are always random.
+   */
+  embedInit?: 'idf' | 'random';
+  /** beta^2 = (idf / max idf)^idfPower in idfEmbeddings; 2 */
+  idfPower?: number;
   seed?: number; // 42
 }
 
@@ -87,8 +95,69 @@ function tokenizerJson(vocab: string[], arch: DemoArch): Record<string, unknown>
   };
 }
 
+/**
+ * Inverse document frequency of every vocabulary entry over `texts` (each text one document),
+ * BM25's form ln(1 + (N - df + 0.5) / (df + 0.5)); a word outside the vocabulary counts as [UNK].
+ */
+export function vocabIdf(vocab: string[], texts: Iterable<string>): Float64Array {
+  const id = new Map(vocab.map((t, i) => [t, i]));
+  const unk = id.get(UNK);
+  const df = new Float64Array(vocab.length);
+  let n = 0;
+  for (const text of texts) {
+    n++;
+    const seen = new Set<number>();
+    for (const piece of pretokenize(text)) {
+      const i = id.get(piece) ?? unk;
+      if (i !== undefined) seen.add(i);
+    }
+    for (const i of seen) df[i]++;
+  }
+  return df.map((d) => Math.log(1 + (n - d + 0.5) / (d + 0.5)));
+}
+
+/**
+ * Token embeddings that make the untrained BERT, mean-pooled, an IDF-weighted bag of random word
+ * vectors (≈ TF-IDF cosine). Every LayerNorm gives each token vector the same length, so a weight
+ * cannot live in the length through the layers; it lives in the direction instead:
+ * row t = alpha_t u + beta_t r_t, with u = (e_0 - e_1)/√2 shared by every token, r_t a random
+ * unit direction on the other coordinates (zero-mean, so LayerNorm keeps it as it is), and
+ * beta_t^2 = (idf_t / max idf)^power, alpha_t^2 = 1 - beta_t^2; special tokens are u alone.
+ * The last layer's output LayerNorm then has weight 0 on coordinates 0 and 1
+ * (U_COORDINATES), which removes u: token t leaves the encoder as beta_t r_t (times √hidden),
+ * and two pooled texts have inner product ≈ sum over shared words of beta^2, plus noise of
+ * random directions, smaller the wider the model. `std` is the per-coordinate scale of a row.
+ */
+export function idfEmbeddings(idf: Float64Array, specials: Set<number>, hidden: number, std: number, normal: () => number, power = 1): Float32Array {
+  if (hidden < 4) throw new UserError(`demo model: hidden ${hidden} is too small for IDF-weighted embeddings (at least 4)`);
+  const maxIdf = Math.max(...idf);
+  const out = new Float32Array(idf.length * hidden);
+  const scale = std * Math.sqrt(hidden);
+  const r = new Float64Array(hidden);
+  for (let t = 0; t < idf.length; t++) {
+    // a random zero-mean unit direction on coordinates 2.. (orthogonal to u)
+    r.fill(0);
+    for (let i = 2; i < hidden; i++) r[i] = normal();
+    const mean = r.reduce((a, v) => a + v, 0) / (hidden - 2);
+    for (let i = 2; i < hidden; i++) r[i] -= mean;
+    const norm = Math.hypot(...r);
+    const beta2 = specials.has(t) || !(maxIdf > 0) ? 0 : (idf[t] / maxIdf) ** power;
+    const alpha = Math.sqrt(1 - beta2);
+    const beta = Math.sqrt(beta2);
+    const row = out.subarray(t * hidden, (t + 1) * hidden);
+    for (let i = 2; i < hidden; i++) row[i] = (scale * beta * r[i]) / norm;
+    row[0] = (scale * alpha) / Math.SQRT2;
+    row[1] = (-scale * alpha) / Math.SQRT2;
+  }
+  return out;
+}
+
+/** The coordinates of the shared direction u of idfEmbeddings. */
+export const U_COORDINATES = [0, 1];
+
 /** Write a randomly initialised demo model dir (config.json, model.safetensors, tokenizer files). */
-export function writeDemoModel(dir: string, texts: Iterable<string>, options: DemoModelOptions = {}): { arch: DemoArch; vocabSize: number; parameters: number } {
+export function writeDemoModel(dir: string, textsIn: Iterable<string>, options: DemoModelOptions = {}): { arch: DemoArch; vocabSize: number; parameters: number } {
+  const texts = [...textsIn];
   const arch = options.arch ?? 'bert';
   if (!DEMO_ARCHS.includes(arch)) throw new UserError(`demo model: unknown architecture "${arch}" (expected ${DEMO_ARCHS.join(' or ')})`);
   const hidden = options.hidden ?? 64;
@@ -122,8 +191,15 @@ export function writeDemoModel(dir: string, texts: Iterable<string>, options: De
   const zero = () => 0;
   const embedStd = options.embedStd ?? 0.02;
   const maxPositions = 512;
+  const idfInit = arch === 'bert' && (options.embedInit ?? 'idf') === 'idf';
   if (arch === 'bert') {
-    add('embeddings.word_embeddings.weight', [vocab.length, hidden], () => embedStd * normal());
+    if (idfInit) {
+      const specials = new Set([PAD, CLS, SEP, MASK].map((t) => vocab.indexOf(t)));
+      const data = idfEmbeddings(vocabIdf(vocab, texts), specials, hidden, embedStd, normal, options.idfPower ?? 2);
+      tensors.push({ name: 'embeddings.word_embeddings.weight', dtype: 'F32', shape: [vocab.length, hidden], data });
+    } else {
+      add('embeddings.word_embeddings.weight', [vocab.length, hidden], () => embedStd * normal());
+    }
     add('embeddings.position_embeddings.weight', [maxPositions, hidden], zero);
     add('embeddings.token_type_embeddings.weight', [2, hidden], zero);
     add('embeddings.LayerNorm.weight', [hidden], one);
@@ -142,7 +218,11 @@ export function writeDemoModel(dir: string, texts: Iterable<string>, options: De
       add(`${p}.intermediate.dense.bias`, [intermediate], zero);
       add(`${p}.output.dense.weight`, [hidden, intermediate], zero);
       add(`${p}.output.dense.bias`, [hidden], zero);
-      add(`${p}.output.LayerNorm.weight`, [hidden], one);
+      // idf init: the last layer's LayerNorm drops the shared direction u (see idfEmbeddings)
+      const dropU = idfInit && l === layers - 1;
+      const gamma = new Float32Array(hidden).fill(1);
+      if (dropU) for (const i of U_COORDINATES) gamma[i] = 0;
+      tensors.push({ name: `${p}.output.LayerNorm.weight`, dtype: 'F32', shape: [hidden], data: gamma });
       add(`${p}.output.LayerNorm.bias`, [hidden], zero);
     }
   } else {

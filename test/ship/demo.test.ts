@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { runDemo, DEMO_MEASURES, type DemoOptions } from '../../lib/demo/run-demo.ts';
 import { main } from '../../lib/cli/main.ts';
-import { resultsTable } from '../../lib/cli/demo.ts';
+import { resultsTable, verdict } from '../../lib/cli/demo.ts';
 import { Engine } from '../../lib/engine.ts';
 import { parseXml, findAll } from './xml.ts';
 import { makeTinyModel } from '../helpers/tiny-models.ts';
@@ -37,7 +37,7 @@ describe('ship: lmdr demo (tiny sizes)', function () {
     // the default generated model is a BERT trained and evaluated with mean pooling
     expect(JSON.parse(fs.readFileSync(path.join(output, 'model', 'config.json'), 'utf8')).model_type).to.equal('bert');
     expect(r.pooling).to.equal('mean');
-    for (const side of [r.before, r.after]) {
+    for (const side of [r.before, r.after, r.bm25]) {
       expect(Object.keys(side).sort()).to.deep.equal(DEMO_MEASURES.split(',').sort());
       for (const v of Object.values(side)) expect(v).to.be.within(0, 1);
       expect(side['recall@100']).to.be.at.least(side['recall@10']);
@@ -86,6 +86,8 @@ describe('ship: lmdr demo (tiny sizes)', function () {
     expect(text).to.match(/NDCG@10\s+MRR@10\s+Recall@10\s+Recall@100/);
     expect(text).to.match(/before training \(step 0\)/);
     expect(text).to.match(/after 2 steps/);
+    expect(text).to.match(/^BM25 \(k1 0\.9, b 0\.4\)(\s+\d\.\d{4}){4}$/m);
+    expect(text).to.match(/^(The trained model beats BM25|BM25 beats the trained model) /m);
     expect(text).to.match(/eos pooling/);
     expect(JSON.parse(fs.readFileSync(path.join(output, 'model', 'config.json'), 'utf8')).model_type).to.equal('llama');
     expect(fs.readFileSync(path.join(output, 'run', 'train_log.jsonl'), 'utf8').trim().split('\n')).to.have.length(2);
@@ -116,6 +118,23 @@ describe('ship: lmdr demo (tiny sizes)', function () {
     expect(lines[1]).to.match(/^before training \(step 0\)\s+0\.1000\s+0\.0500\s+0\.2000\s+0\.5000$/);
     expect(lines[2]).to.match(/^after 10 steps\s+0\.2500\s+0\.0400\s+0\.4000\s+0\.7500$/);
     expect(lines[3]).to.match(/^change\s+\+0\.1500\s+-0\.0100\s+\+0\.2000\s+\+0\.2500$/);
+  });
+
+  it('the table puts the BM25 row first; the verdict says which wins, measure by measure', () => {
+    const before = { 'ndcg@10': 0.1, 'mrr@10': 0.05, 'recall@10': 0.2, 'recall@100': 0.5 };
+    const after = { 'ndcg@10': 0.25, 'mrr@10': 0.04, 'recall@10': 0.4, 'recall@100': 0.75 };
+    const lines = resultsTable({ before, after, steps: 10, bm25: { 'ndcg@10': 0.2, 'mrr@10': 0.06, 'recall@10': 0.4, 'recall@100': 0.6 } }).split('\n');
+    expect(lines[1]).to.match(/^BM25 \(k1 0\.9, b 0\.4\)\s+0\.2000\s+0\.0600\s+0\.4000\s+0\.6000$/);
+    expect(lines[2]).to.match(/^before training/);
+    expect(verdict({ after, bm25: { 'ndcg@10': 0.2, 'mrr@10': 0.06, 'recall@10': 0.4, 'recall@100': 0.6 } }))
+      .to.equal('The trained model beats BM25 on NDCG@10, Recall@100; BM25 wins on MRR@10 (the rest tie).');
+    expect(verdict({ after, bm25: before })).to.equal('The trained model beats BM25 on NDCG@10, Recall@10, Recall@100; BM25 wins on MRR@10.');
+    expect(verdict({ after: before, bm25: after })).to.equal('The trained model beats BM25 on MRR@10; BM25 wins on NDCG@10, Recall@10, Recall@100.');
+    expect(verdict({ after: before, bm25: { ...after, 'mrr@10': 0.06 } })).to.equal('BM25 beats the trained model on every measure.');
+    // equal at the printed 4 decimals is a tie, not a win
+    expect(verdict({ after: before, bm25: { ...before, 'ndcg@10': 0.10004 } })).to.equal('The trained model and BM25 tie on every measure.');
+    expect(verdict({ after: before, bm25: { ...before, 'ndcg@10': 0.2 } })).to.equal('The trained model beats BM25 on no measure; BM25 wins on NDCG@10 (the rest tie).');
+    expect(verdict({ after: { ...after, 'mrr@10': 0.3 }, bm25: before })).to.equal('The trained model beats BM25 on every measure.');
   });
 
   it('rejects bad flags and a --model without config.json, naming them', async () => {
