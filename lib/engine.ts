@@ -12,6 +12,7 @@ import { engineBackbone } from './train/backbone.ts';
 import type { TrainOptions } from './train/options.ts';
 import { train, type TrainSummary } from './train/trainer.ts';
 import { scoreTokens, type ScoreOptions, type ScorePair, type TokenScore } from './lm/score.ts';
+import { scoreFile, type ScoreFileOptions, type ScoreFileSummary } from './lm/reward.ts';
 import type { EvaluateRetrievalOptions, RetrievalEvaluation } from './eval/evaluate.ts';
 import type { SearchResult, VectorIndex } from './search/index.ts';
 import { array, boolean, describeValue, func, number, object, oneOf, optional, parse, string, type Infer } from './schema.ts';
@@ -324,6 +325,11 @@ export class Engine {
   /** Causal LMs: per pair, the sum and mean of log p(target tokens | context) and the token count (lib/lm/score.ts). */
   async scoreTokens(pairs: ScorePair[], opts: ScoreOptions = {}): Promise<TokenScore[]> {
     return scoreTokens(this, pairs, opts);
+  }
+
+  /** LLM reward scoring of a pairs file or a training file into JSON lines, resumably (lib/lm/reward.ts; the options of `lmdr score`). */
+  async score(options: ScoreFileOptions): Promise<ScoreFileSummary> {
+    return scoreFile(this, options);
   }
 
   dispose(): void {

@@ -8,6 +8,7 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
   info: { summary: 'version, backend, CUDA devices and build flags', load: async () => (await import('./info.ts')).run },
   encode: { summary: 'embed JSON-lines text into a .npy matrix', load: async () => (await import('./encode.ts')).run },
   train: { summary: 'contrastive LoRA / full fine-tuning of a retriever', load: async () => (await import('./train.ts')).run },
+  score: { summary: 'LLM reward scoring: log p(target | context) of pairs or of training candidates', load: async () => (await import('./score.ts')).run },
   merge: { summary: 'fold a LoRA adapter into a plain Hugging Face model dir', load: async () => (await import('./merge.ts')).run },
   search: { summary: 'exact top-k inner-product search between two .npy matrices', load: async () => (await import('./search.ts')).run },
   metrics: { summary: 'trec_eval-equal metrics of a TREC run against qrels', load: async () => (await import('./metrics.ts')).run },

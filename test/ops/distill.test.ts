@@ -144,7 +144,7 @@ describe('retrieval loss: distillation modes', () => {
       .to.throw(/11 teacher scores, expected batch\*group = 12/);
     expect(() => native().infonce(Float32Array.from(q), Float32Array.from(p), B, G, H, 0.05, true, 'cpu', { distill: 'kl', teacher: Float64Array.from(t, (x, i) => (i === 5 ? NaN : x)) }))
       .to.throw(/teacher score 5 is not finite/);
-    expect(() => native().infonce(Float32Array.from(q), Float32Array.from(p), B, G, H, 0.05, true, 'cpu', { distill: 'soft', teacher: t }))
+    expect(() => native().infonce(Float32Array.from(q), Float32Array.from(p), B, G, H, 0.05, true, 'cpu', { distill: 'soft' as 'kl', teacher: t }))
       .to.throw(/distill must be none, kl or stable/);
   });
 });
