@@ -10,10 +10,8 @@
 // one key (or query) of the 32-wide tile, in the accumulation step each lane owns the head
 // dims lane, lane+32, ... (NPER = ceil(D/32) of them). Shared tiles read along d are padded
 // to D+1 floats per row so that 32 lanes reading 32 different rows hit 32 different banks.
+#include "mma.cuh"
 #include "ops.cuh"
-#ifdef __CUDACC__
-#include <mma.h>
-#endif
 
 namespace lmdr::cuda {
 
@@ -25,13 +23,22 @@ constexpr unsigned kFull = 0xffffffffu;
 
 // ---- kernels ----
 
-// Gemma 2's soft-capping and sliding windows (backend.h AttentionMods) on the SIMT kernels; the
-// tensor-core forward runs only without them. Scores here are in log2 units (s * log2 e), so
+// Gemma 2's soft-capping and sliding windows and T5's relative position bias (backend.h
+// AttentionMods) on the SIMT kernels; the tensor-core forward runs only without them. Scores here are in log2 units (s * log2 e), so
 // the cap c becomes c * log2 e: c tanh(s / c) scales the same way.
 struct Mods {
   float cap_log2;  // 0 = no soft-capping
   int window;      // 0 = no sliding window
+  // T5's relative position bias (ops.cuh AttnRelBias): rel[(j - i + span - 1) * heads + h]
+  const float* rel = nullptr;
+  float* drel = nullptr;  // backward: += dL/d(score), atomically
+  int span = 0, heads = 0;
 };
+
+// the relative position bias of score (qi, kj) of head h in log2 units; 0 without one
+__device__ __forceinline__ float rel_bias_log2(const Mods& m, int qi, int kj, int h) {
+  return m.rel ? m.rel[int64_t(kj - qi + m.span - 1) * m.heads + h] * kLog2e : 0.f;
+}
 
 __device__ __forceinline__ bool visible(int qi, int kj, bool causal, const Mods& m) {
   return (!causal || kj <= qi) && (m.window <= 0 || qi - kj < m.window);
@@ -102,7 +109,7 @@ attention_forward_kernel(T* out, float* lse, const T* q, const T* k, const T* v,
       int qi = q0 + row0 + r;
       bool valid = kj < L && qi < L && visible(qi, kj, causal, mods);
       float dcap;
-      float sv = valid ? cap_score(s[r], mods, &dcap) : -INFINITY;
+      float sv = valid ? cap_score(s[r] + rel_bias_log2(mods, qi, kj, h), mods, &dcap) : -INFINITY;
       float m_new = fmaxf(m[r], warp_max(sv));
       if (m_new == -INFINITY) {  // nothing visible yet for this row
         s[r] = 0.f;
@@ -147,18 +154,18 @@ attention_forward_kernel(T* out, float* lse, const T* q, const T* k, const T* v,
   }
 }
 
-// Tensor-core forward for bf16 and head dims that are multiples of 16 (<= 128): WMMA
-// 16x16x16 tiles for S = Q K^T and O += P V, the online softmax in fp32 between them through
-// shared memory (S, P and the running O live there, so no fragment-layout assumptions).
-// grid (ceil(max_len/64), Hq, B), block 128: warp w owns query rows 16w .. 16w+15 of the tile.
+// Tensor-core forward for bf16 and head dims that are multiples of 16 (<= 128), FlashAttention-2
+// style with every intermediate in registers (cuda/mma.cuh gives the fragment layouts):
+// grid (ceil(max_len/64), Hq, B), block 4 warps; warp w owns query rows 16w..16w+15 of the
+// block's 64. Per 64-key tile: S = Q K^T (8 n-tiles of 8 keys x D/16 k-steps), the online
+// softmax on the S accumulators (a row's 64 values sit in the 4 lanes of a quad), P re-packed
+// as bf16 A fragments in place, O += P V (D/8 n-tiles x 4 k-steps). K is kept [key][d] and V
+// transposed [d][key] in shared memory, rows padded by 8 bf16 so the fragment loads of the 8
+// row groups fall in different banks.
 namespace tc {
-constexpr int kWarps = 4, kRows = 64, kKeys = 64;
+constexpr int kWarps = 4, kRows = 64, kKeys = 64, kPad = 8;
 constexpr size_t smem_bytes(int D) {
-  return size_t(3 * kRows * D) * 2            // Q, K, V tiles (bf16)
-         + size_t(kWarps * 16 * kKeys) * 4    // S per warp (fp32)
-         + size_t(kWarps * 16 * kKeys) * 2    // P per warp (bf16)
-         + size_t(kWarps * 16 * D) * 4        // running O per warp (fp32)
-         + size_t(2 * kRows) * 4;             // running max and sum per row
+  return (size_t(kRows + kKeys) * (D + kPad) + size_t(D) * (kKeys + kPad)) * 2;  // Q, K, V^T (bf16)
 }
 }  // namespace tc
 
@@ -167,38 +174,44 @@ __global__ void __launch_bounds__(tc::kWarps * 32)
 attention_forward_tc_kernel(__nv_bfloat16* out, float* lse, const __nv_bfloat16* q, const __nv_bfloat16* k,
                             const __nv_bfloat16* v, const int32_t* cu_seqlens, int Hq, int Hkv, bool causal,
                             float scale_log2) {
-  namespace wmma = nvcuda::wmma;
   using bf16 = __nv_bfloat16;
+  constexpr int LD = D + tc::kPad, LDV = tc::kKeys + tc::kPad, KB = D / 16, DN = D / 8, NT = tc::kKeys / 8;
   const int b = blockIdx.z, h = blockIdx.y, hk = h / (Hq / Hkv);
   const int start = cu_seqlens[b], L = cu_seqlens[b + 1] - start;
   const int q0 = blockIdx.x * tc::kRows;
   if (q0 >= L) return;
   extern __shared__ unsigned char smem_raw[];
-  bf16* sQ = reinterpret_cast<bf16*>(smem_raw);          // [64][D]
-  bf16* sK = sQ + tc::kRows * D;                          // [64][D]
-  bf16* sV = sK + tc::kKeys * D;                          // [64][D]
-  float* sS = reinterpret_cast<float*>(sV + tc::kKeys * D);  // [4][16][64]
-  bf16* sP = reinterpret_cast<bf16*>(sS + tc::kWarps * 16 * tc::kKeys);  // [4][16][64]
-  float* sO = reinterpret_cast<float*>(sP + tc::kWarps * 16 * tc::kKeys);  // [4][16][D]
-  float* sM = sO + tc::kWarps * 16 * D;                   // [64] running max (log2 units)
-  float* sL = sM + tc::kRows;                             // [64] running sum
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  bf16* sQ = reinterpret_cast<bf16*>(smem_raw);  // [64][LD]
+  bf16* sK = sQ + tc::kRows * LD;                // [64][LD]
+  bf16* sVt = sK + tc::kKeys * LD;               // [D][LDV]
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   constexpr int kVec = 8;  // bf16 per 16-byte load
-  // Q tile (rows past the sequence are zero), O = 0, statistics
   for (int idx = threadIdx.x; idx < tc::kRows * (D / kVec); idx += blockDim.x) {
     int r = idx / (D / kVec), c = (idx - r * (D / kVec)) * kVec, qi = q0 + r;
     uint4 val = make_uint4(0, 0, 0, 0);
     if (qi < L) val = *reinterpret_cast<const uint4*>(q + (int64_t(start + qi) * Hq + h) * D + c);
-    *reinterpret_cast<uint4*>(sQ + r * D + c) = val;
+    *reinterpret_cast<uint4*>(sQ + r * LD + c) = val;
   }
-  for (int idx = threadIdx.x; idx < tc::kWarps * 16 * D; idx += blockDim.x) sO[idx] = 0.f;
-  for (int idx = threadIdx.x; idx < tc::kRows; idx += blockDim.x) sM[idx] = -INFINITY, sL[idx] = 0.f;
-  float* S = sS + warp * 16 * tc::kKeys;
-  bf16* P = sP + warp * 16 * tc::kKeys;
-  float* O = sO + warp * 16 * D;
+  __syncthreads();
+  uint32_t qa[KB][4];  // this warp's 16 query rows as A fragments
+  {
+    const bf16* Qw = sQ + warp * 16 * LD;
+#pragma unroll
+    for (int kb = 0; kb < KB; kb++) {
+      qa[kb][0] = *reinterpret_cast<const uint32_t*>(Qw + g * LD + kb * 16 + 2 * t);
+      qa[kb][1] = *reinterpret_cast<const uint32_t*>(Qw + (g + 8) * LD + kb * 16 + 2 * t);
+      qa[kb][2] = *reinterpret_cast<const uint32_t*>(Qw + g * LD + kb * 16 + 2 * t + 8);
+      qa[kb][3] = *reinterpret_cast<const uint32_t*>(Qw + (g + 8) * LD + kb * 16 + 2 * t + 8);
+    }
+  }
+  float o[DN][4];
+#pragma unroll
+  for (int dn = 0; dn < DN; dn++) o[dn][0] = o[dn][1] = o[dn][2] = o[dn][3] = 0.f;
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};  // rows g and g + 8 (log2 units)
+  const int row_lo = q0 + warp * 16 + g, rows[2] = {row_lo, row_lo + 8};
   const int kv_end = causal ? min(q0 + tc::kRows, L) : L;
   for (int k0 = 0; k0 < kv_end; k0 += tc::kKeys) {
-    __syncthreads();  // previous K/V consumed; Q, O, statistics ready on the first pass
+    __syncthreads();  // the previous tile's K and V are consumed
     for (int idx = threadIdx.x; idx < tc::kKeys * (D / kVec); idx += blockDim.x) {
       int j = idx / (D / kVec), c = (idx - j * (D / kVec)) * kVec, kj = k0 + j;
       uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
@@ -207,73 +220,79 @@ attention_forward_tc_kernel(__nv_bfloat16* out, float* lse, const __nv_bfloat16*
         kv = *reinterpret_cast<const uint4*>(k + src);
         vv = *reinterpret_cast<const uint4*>(v + src);
       }
-      *reinterpret_cast<uint4*>(sK + j * D + c) = kv;
-      *reinterpret_cast<uint4*>(sV + j * D + c) = vv;
+      *reinterpret_cast<uint4*>(sK + j * LD + c) = kv;
+      const bf16* ve = reinterpret_cast<const bf16*>(&vv);
+#pragma unroll
+      for (int e = 0; e < kVec; e++) sVt[(c + e) * LDV + j] = ve[e];
     }
     __syncthreads();
-    // S[16][64] = Q_w K^T (K stored [key][d] row-major is K^T column-major)
-    for (int nb = 0; nb < tc::kKeys / 16; nb++) {
-      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-      wmma::fill_fragment(acc, 0.f);
-      for (int kb = 0; kb < D / 16; kb++) {
-        wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> a;
-        wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major> bm;
-        wmma::load_matrix_sync(a, sQ + warp * 16 * D + kb * 16, D);
-        wmma::load_matrix_sync(bm, sK + nb * 16 * D + kb * 16, D);
-        wmma::mma_sync(acc, a, bm, acc);
-      }
-      wmma::store_matrix_sync(S + nb * 16, acc, tc::kKeys, wmma::mem_row_major);
+    float s[NT][4];  // S for keys k0 + 8n + 2t + (j & 1), rows g (j < 2) and g + 8 (j >= 2)
+#pragma unroll
+    for (int n = 0; n < NT; n++) {
+      s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+      const bf16* Kn = sK + (n * 8 + g) * LD + 2 * t;
+#pragma unroll
+      for (int kb = 0; kb < KB; kb++)
+        mma_bf16_16816(s[n], qa[kb], *reinterpret_cast<const uint32_t*>(Kn + kb * 16),
+                       *reinterpret_cast<const uint32_t*>(Kn + kb * 16 + 8));
     }
-    __syncwarp();
-    // online softmax per row: lane owns key columns lane and lane + 32
-    for (int r = 0; r < 16; r++) {
-      const int row = warp * 16 + r, qi = q0 + row;
-      float s2[2], p2[2];
-      for (int c = 0; c < 2; c++) {
-        int kj = k0 + lane + 32 * c;
-        bool valid = qi < L && kj < L && (!causal || kj <= qi);
-        s2[c] = valid ? S[r * tc::kKeys + lane + 32 * c] * scale_log2 : -INFINITY;
+    // masks, then the online softmax per row (the quad's 4 lanes hold the row's 64 keys)
+    float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int n = 0; n < NT; n++)
+#pragma unroll
+      for (int j = 0; j < 4; j++) {
+        const int qi = rows[j >> 1], kj = k0 + n * 8 + 2 * t + (j & 1);
+        const bool ok = qi < L && kj < L && (!causal || kj <= qi);
+        s[n][j] = ok ? s[n][j] * scale_log2 : -INFINITY;
+        mx[j >> 1] = fmaxf(mx[j >> 1], s[n][j]);
       }
-      const float m_old = sM[row], l_old = sL[row];
-      const float m_new = fmaxf(m_old, warp_max(fmaxf(s2[0], s2[1])));
-      float corr = 1.f;
-      if (m_new == -INFINITY) p2[0] = p2[1] = 0.f;  // nothing visible yet
-      else {
-        p2[0] = exp2f(s2[0] - m_new);
-        p2[1] = exp2f(s2[1] - m_new);
-        corr = exp2f(m_old - m_new);
-      }
-      const float l_new = l_old * corr + warp_sum(p2[0] + p2[1]);
-      P[r * tc::kKeys + lane] = __float2bfloat16(p2[0]);
-      P[r * tc::kKeys + lane + 32] = __float2bfloat16(p2[1]);
-      for (int d = lane; d < D; d += 32) O[r * D + d] *= corr;
-      __syncwarp();  // every lane has read sM/sL[row] before lane 0 moves them on
-      if (lane == 0) sM[row] = m_new, sL[row] = l_new;
+    float base[2], corr[2], sum[2] = {0.f, 0.f};
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+      const float m_new = fmaxf(m[r], mx[r]);
+      base[r] = m_new == -INFINITY ? 0.f : m_new;  // nothing visible yet: every p is 0
+      corr[r] = exp2f(m[r] - base[r]);
+      m[r] = m_new;
     }
-    __syncwarp();
-    // O[16][D] += P[16][64] V[64][D]
-    for (int db = 0; db < D / 16; db++) {
-      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-      wmma::load_matrix_sync(acc, O + db * 16, D, wmma::mem_row_major);
-      for (int kb = 0; kb < tc::kKeys / 16; kb++) {
-        wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> a;
-        wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> bm;
-        wmma::load_matrix_sync(a, P + kb * 16, tc::kKeys);
-        wmma::load_matrix_sync(bm, sV + kb * 16 * D + db * 16, D);
-        wmma::mma_sync(acc, a, bm, acc);
-      }
-      wmma::store_matrix_sync(O + db * 16, acc, D, wmma::mem_row_major);
+    uint32_t pa[NT / 2][4];  // P as A fragments: keys 16kk .. 16kk+15
+#pragma unroll
+    for (int n = 0; n < NT; n++) {
+      const float p0 = exp2f(s[n][0] - base[0]), p1 = exp2f(s[n][1] - base[0]);
+      const float p2 = exp2f(s[n][2] - base[1]), p3 = exp2f(s[n][3] - base[1]);
+      sum[0] += p0 + p1;
+      sum[1] += p2 + p3;
+      pa[n >> 1][(n & 1) * 2] = pack_bf16x2(p0, p1);
+      pa[n >> 1][(n & 1) * 2 + 1] = pack_bf16x2(p2, p3);
     }
-    __syncwarp();
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+      sum[r] += __shfl_xor_sync(0xffffffffu, sum[r], 1);
+      sum[r] += __shfl_xor_sync(0xffffffffu, sum[r], 2);
+      l[r] = l[r] * corr[r] + sum[r];
+    }
+#pragma unroll
+    for (int dn = 0; dn < DN; dn++) {
+      o[dn][0] *= corr[0], o[dn][1] *= corr[0], o[dn][2] *= corr[1], o[dn][3] *= corr[1];
+      const bf16* Vn = sVt + (dn * 8 + g) * LDV + 2 * t;
+#pragma unroll
+      for (int kk = 0; kk < NT / 2; kk++)
+        mma_bf16_16816(o[dn], pa[kk], *reinterpret_cast<const uint32_t*>(Vn + kk * 16),
+                       *reinterpret_cast<const uint32_t*>(Vn + kk * 16 + 8));
+    }
   }
-  for (int r = 0; r < 16; r++) {
-    const int row = warp * 16 + r, qi = q0 + row;
+#pragma unroll
+  for (int r = 0; r < 2; r++) {
+    const int qi = rows[r];
     if (qi >= L) continue;
-    const float l = sL[row];
-    const float inv = l > 0.f ? 1.f / l : 0.f;
+    const float inv = l[r] > 0.f ? 1.f / l[r] : 0.f;
     const int64_t dst = int64_t(start + qi) * Hq + h;
-    for (int d = lane; d < D; d += 32) out[dst * D + d] = __float2bfloat16(O[r * D + d] * inv);
-    if (lane == 0) lse[dst] = l > 0.f ? (sM[row] + log2f(l)) * kLn2 : -INFINITY;
+#pragma unroll
+    for (int dn = 0; dn < DN; dn++)
+      *reinterpret_cast<uint32_t*>(out + dst * D + dn * 8 + 2 * t) = pack_bf16x2(o[dn][2 * r] * inv, o[dn][2 * r + 1] * inv);
+    if (t == 0) lse[dst] = l[r] > 0.f ? (m[r] + log2f(l[r])) * kLn2 : -INFINITY;
   }
 }
 
@@ -360,9 +379,10 @@ attention_backward_dkdv_kernel(T* dk, T* dv, const T* dout, const T* q, const T*
         int kj = k0 + row0 + r;
         bool valid = qi < L && kj < L && visible(qi, kj, causal, mods);
         float dcap = 1.f;
-        float pr = valid ? exp2f(cap_score(p[r], mods, &dcap) - sL[lane]) : 0.f;
+        float pr = valid ? exp2f(cap_score(p[r] + rel_bias_log2(mods, qi, kj, h), mods, &dcap) - sL[lane]) : 0.f;
         ds[r] = pr * (ds[r] - sD[lane]) * dcap;
         p[r] = pr;
+        if (mods.drel && valid) atomicAdd(mods.drel + int64_t(kj - qi + mods.span - 1) * mods.heads + h, ds[r]);
       }
       // lane = head dims
       for (int i2 = 0; i2 < kTile; i2++) {
@@ -466,7 +486,7 @@ attention_backward_dq_kernel(T* dq, const T* dout, const T* q, const T* k, const
       int qi = q0 + row0 + r;
       bool valid = kj < L && qi < L && visible(qi, kj, causal, mods);
       float dcap = 1.f;
-      float p = valid ? exp2f(cap_score(s[r], mods, &dcap) - lse2[r]) : 0.f;
+      float p = valid ? exp2f(cap_score(s[r] + rel_bias_log2(mods, qi, kj, h), mods, &dcap) - lse2[r]) : 0.f;
       s[r] = p * (dp[r] - dlt[r]) * dcap;  // dS
     }
     // lane = head dims: acc += dS K
@@ -608,15 +628,15 @@ static bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 1
 void attention_forward(void* out, float* lse, const void* q, const void* k, const void* v, DType t,
                        const int32_t* cu_seqlens, int64_t B, int64_t max_len, int64_t tokens, int64_t Hq,
                        int64_t Hkv, int64_t D, bool causal, float scale, double softcap, int64_t window,
-                       cudaStream_t s) {
+                       cudaStream_t s, const AttnRelBias& rel) {
   if (B <= 0 || max_len <= 0 || tokens <= 0) return;
-  const Mods mods{float(softcap * double(kLog2e)), int(window)};
+  const Mods mods{float(softcap * double(kLog2e)), int(window), rel.table, nullptr, int(rel.span), int(Hq)};
   // tensor cores for bf16 with 16-byte aligned rows; LMDR_ATTENTION_SIMT=1 forces the SIMT kernel
   static const bool simt_only = [] {
     const char* e = std::getenv("LMDR_ATTENTION_SIMT");
     return e && *e && *e != '0';
   }();
-  const bool plain = softcap <= 0 && window <= 0;
+  const bool plain = softcap <= 0 && window <= 0 && !rel.table;
   if (t == DType::BF16 && plain && !simt_only && aligned16(q) && aligned16(k) && aligned16(v)) {
     switch (D) {
       case 16: return forward_tc<16>(out, lse, q, k, v, cu_seqlens, B, max_len, Hq, Hkv, causal, scale, s);
@@ -635,9 +655,10 @@ void attention_forward(void* out, float* lse, const void* q, const void* k, cons
 void attention_backward(void* dq, void* dk, void* dv, float* delta, const void* dout, const void* q, const void* k,
                         const void* v, const void* out, const float* lse, DType t, const int32_t* cu_seqlens,
                         int64_t B, int64_t max_len, int64_t tokens, int64_t Hq, int64_t Hkv, int64_t D,
-                        bool causal, float scale, double softcap, int64_t window, cudaStream_t s) {
+                        bool causal, float scale, double softcap, int64_t window, cudaStream_t s,
+                        const AttnRelBias& rel) {
   if (B <= 0 || max_len <= 0 || tokens <= 0) return;
-  const Mods mods{float(softcap * double(kLog2e)), int(window)};
+  const Mods mods{float(softcap * double(kLog2e)), int(window), rel.table, rel.grad, int(rel.span), int(Hq)};
   LMDR_ATTN_DISPATCH(t, D, (backward_impl<T, NPER>(dq, dk, dv, delta, dout, q, k, v, out, lse, cu_seqlens, B,
                                                    max_len, tokens, Hq, Hkv, D, causal, scale, mods, s)));
 }

@@ -8,6 +8,7 @@
 #   train      bench: LoRA InfoNCE step vs PyTorch + PEFT         (train-step-gpu)
 #   topk       bench: exact top-k vs torch.matmul + topk          (topk-gpu)
 #   attention  bench: attention kernel TFLOP/s vs SDPA            (attention-gpu)
+#   profile    GPU time per op (LMDR_CUDA_PROFILE=1) of a small encode and two training steps
 # Each part is time-boxed and logged, so one that fails or hangs still leaves the others' results.
 # Without a GPU (or PyTorch) every part says why it skipped and the script exits 0: CI runs it so
 # (a dry run that checks that every file a part needs is there and that the Python scripts parse).
@@ -28,19 +29,19 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 out=${OUT:-$root/gpu-check-out}
-parts=info,tests,golden,encode,train,topk,attention
+parts=info,tests,golden,encode,train,topk,attention,profile
 budget=540
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --out) out=$2; shift 2 ;;
     --parts) parts=$2; shift 2 ;;
     --budget) budget=$2; shift 2 ;;
-    -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "gpu-check: unknown argument $1 (see --help)" >&2; exit 1 ;;
   esac
 done
 for p in ${parts//,/ }; do
-  case "$p" in info|tests|golden|encode|train|topk|attention) ;; *) echo "gpu-check: --parts: unknown part \"$p\"" >&2; exit 1 ;; esac
+  case "$p" in info|tests|golden|encode|train|topk|attention|profile) ;; *) echo "gpu-check: --parts: unknown part \"$p\"" >&2; exit 1 ;; esac
 done
 mkdir -p "$out"
 work=$(mktemp -d "${TMPDIR:-/tmp}/lmdr-gpu-check.XXXXXX")
@@ -159,6 +160,9 @@ part encode 120 gpu-torch bench/gpu/encode.ts -- "${bench[@]}" --only encode-gpu
 part train 120 gpu-torch bench/gpu/train-step.ts -- "${bench[@]}" --only train-step-gpu --results-dir "$work/bench-results/train"
 part topk 120 gpu-torch bench/gpu/topk.ts -- "${bench[@]}" --only topk-gpu --results-dir "$work/bench-results/topk"
 part attention 60 gpu-torch bench/gpu/attention.ts bench/gpu/attention_bench.cu -- "${bench[@]}" --only attention-gpu --results-dir "$work/bench-results/attention"
+part profile 90 gpu-torch bench/gpu/encode.ts bench/gpu/train-step.ts -- env LMDR_CUDA_PROFILE=1 bash -c '
+  node node_modules/tsx/dist/cli.mjs bench/gpu/encode.ts --passages 512 --repeats 1 --lmdr-only &&
+  node node_modules/tsx/dist/cli.mjs bench/gpu/train-step.ts --steps 2 --lmdr-only'
 pack_results
 rm -rf "$work"
 

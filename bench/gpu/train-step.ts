@@ -4,7 +4,8 @@
 // / 0.02, in-batch + hard negatives, AdamW. lmdr (contrastiveStep on the whole batch + AdamW)
 // vs PyTorch + PEFT (transformers bf16 SDPA, adapters in fp32, torch.optim.AdamW) on the same
 // weights and batch shape, same run. Reports tokens/s, the ratio, and each side's MFU.
-// Usage: npx tsx bench/gpu/train-step.ts [--model DIR] [--batch 32] [--group 8] [--steps 4]
+// Usage: npx tsx bench/gpu/train-step.ts [--model DIR] [--batch 32] [--group 8] [--steps 4] [--lmdr-only]
+// (--lmdr-only: no baseline and no RESULTS.md row, e.g. under LMDR_CUDA_PROFILE=1)
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,6 +24,7 @@ const { values } = parseArgs({
     'query-length': { type: 'string', default: '64' },
     'passage-length': { type: 'string', default: '256' },
     steps: { type: 'string', default: '4' },
+    'lmdr-only': { type: 'boolean', default: false },
   },
 });
 const gpuName = requireGpu();
@@ -45,6 +47,9 @@ seqs.forEach((s, i) => (cuSeqlens[i + 1] = cuSeqlens[i] + s.length));
 const packed = { ids: Int32Array.from(seqs.flat()), cuSeqlens };
 const tokens = packed.ids.length;
 
+// PyTorch first: lmdr's caching allocator keeps its GPU memory until the process ends
+const torch = values['lmdr-only'] ? undefined : torchBaseline(['train-step', '--model', model, '--batch', String(B), '--group', String(G),
+  '--query-length', String(Lq), '--passage-length', String(Lp), '--steps', String(steps)]);
 const engine = await Engine.load(model, { device: 'cuda:0' });
 const times: number[] = [];
 let loss = NaN;
@@ -67,8 +72,10 @@ try {
 }
 if (!Number.isFinite(loss)) throw new Error(`lmdr's loss is ${loss}`);
 const lmdrS = [...times].sort((a, b) => a - b)[Math.floor(times.length / 2)];
-const torch = torchBaseline(['train-step', '--model', model, '--batch', String(B), '--group', String(G),
-  '--query-length', String(Lq), '--passage-length', String(Lp), '--steps', String(steps)]);
+if (!torch) {
+  process.stdout.write(`lmdr train step: ${(tokens / lmdrS).toFixed(0)} tokens/s, ${lmdrS.toFixed(3)} s/step, no baseline run\n`);
+  process.exit(0);
+}
 const torchS = Number(torch.seconds);
 const flops = Number(torch.flops_per_step), peak = Number(torch.peak_tflops) * 1e12;
 const mfu = (s: number) => `${((flops / s / peak) * 100).toFixed(1)}% MFU`;

@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../../..');
-const out = path.join(root, 'build-emu');
+const out = process.env.LMDR_EMU_OUT ? path.resolve(process.env.LMDR_EMU_OUT) : path.join(root, 'build-emu'); // another dir lets two builds coexist
 const objDir = path.join(out, 'obj');
 const srcDir = path.join(out, 'src');
 fs.mkdirSync(objDir, { recursive: true });

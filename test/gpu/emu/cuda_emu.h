@@ -52,6 +52,8 @@ void sync_block();
 uint64_t shfl_bits(uint64_t bits, int src_lane);  // exchange within the warp; returns src's bits
 int lane();
 void sync_warp();  // __syncwarp: all live lanes of the warp meet
+// every lane passes n words; all = the 32 lanes' words, lane-major ([32][n])
+void warp_gather(const uint32_t* mine, int n, uint32_t* all);
 
 template <typename T>
 T shfl(T v, int src) {
@@ -106,6 +108,36 @@ cudaError_t cudaFuncSetAttribute(T* entry, cudaFuncAttribute attr, int value) {
 inline void __syncwarp(unsigned = 0xffffffffu) { emu::sync_warp(); }
 inline float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
 inline float to_float(__half x) { return __half2float(x); }
+
+// mma.sync m16n8k16 bf16 -> fp32 (cuda/mma.cuh gives the fragment layouts): every lane gathers
+// the whole A and B tiles from the warp's fragments and computes its four C elements.
+#define LMDR_CUDA_EMU 1
+inline void mma_bf16_16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  const uint32_t mine[6] = {a[0], a[1], a[2], a[3], b0, b1};
+  uint32_t all[32][6];
+  emu::warp_gather(mine, 6, &all[0][0]);
+  float A[16][16], B[16][8];
+  auto half = [](uint32_t u, int hi) { return __uint_as_float(hi ? (u & 0xffff0000u) : (u << 16)); };
+  for (int src = 0; src < 32; src++) {
+    const uint32_t* r = all[src];
+    const int g = src >> 2, t = src & 3;
+    for (int e = 0; e < 2; e++) {
+      A[g][2 * t + e] = half(r[0], e);
+      A[g + 8][2 * t + e] = half(r[1], e);
+      A[g][2 * t + 8 + e] = half(r[2], e);
+      A[g + 8][2 * t + 8 + e] = half(r[3], e);
+      B[2 * t + e][g] = half(r[4], e);
+      B[2 * t + 8 + e][g] = half(r[5], e);
+    }
+  }
+  const int g = emu::lane() >> 2, t = emu::lane() & 3;
+  for (int j = 0; j < 4; j++) {
+    const int row = g + (j >= 2 ? 8 : 0), col = 2 * t + (j & 1);
+    float acc = c[j];
+    for (int k = 0; k < 16; k++) acc += A[row][k] * B[k][col];
+    c[j] = acc;
+  }
+}
 
 // nvcuda::wmma for 16x16x16 tiles. Every lane holds the whole tile (the hardware spreads it
 // over the warp in an unspecified layout), which gives the same results for kernels that only

@@ -133,6 +133,16 @@ uint64_t shfl_bits(uint64_t bits, int src) {
   return w.buf[phase][src];
 }
 
+void warp_gather(const uint32_t* mine, int n, uint32_t* all) {
+  static std::vector<uint32_t> scratch;  // [warp][lane][n]; blocks run one at a time
+  const size_t w = size_t(running->linear / 32), l = size_t(running->linear & 31);
+  if (scratch.size() < (w + 1) * 32 * size_t(n)) scratch.resize((w + 1) * 32 * size_t(n));
+  std::memcpy(&scratch[(w * 32 + l) * size_t(n)], mine, sizeof(uint32_t) * size_t(n));
+  wait(St::WarpWait);  // every lane has written
+  std::memcpy(all, &scratch[w * 32 * size_t(n)], sizeof(uint32_t) * 32 * size_t(n));
+  wait(St::WarpWait);  // every lane has read before the next gather overwrites
+}
+
 void launch_impl(dim3 grid, dim3 block, size_t smem, const std::function<void()>& body) {
   unsigned threads = block.x * block.y * block.z;
   if (threads == 0 || threads > 1024 || threads % 32)
@@ -188,5 +198,10 @@ cudaError_t cudaMemGetInfo(size_t* free_b, size_t* total_b) {
   return cudaSuccess;
 }
 cudaError_t cudaFuncSetAttribute(const void*, cudaFuncAttribute, int) { return cudaSuccess; }
+// events (LMDR_CUDA_PROFILE): work is synchronous here, so every op takes 0 ms
+cudaError_t cudaEventCreate(cudaEvent_t* e) { *e = reinterpret_cast<cudaEvent_t>(new int(0)); return cudaSuccess; }
+cudaError_t cudaEventRecord(cudaEvent_t, cudaStream_t) { return cudaSuccess; }
+cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
+cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t, cudaEvent_t) { *ms = 0.f; return cudaSuccess; }
 
 }  // extern "C"
