@@ -249,7 +249,8 @@ describeGpu('CUDA ops vs the CPU (float64) backend', function () {
           q: rn(T * a.Hq * a.D, seed, 2), k: rn(T * a.Hkv * a.D, seed + 1, 2), v: rn(T * a.Hkv * a.D, seed + 2),
         };
         const dout = rn(T * a.Hq * a.D, seed + 3);
-        for (const mods of [{ softcap: a.softcap }, { window: a.window }, { softcap: a.softcap, window: a.window }]) {
+        const modList: Record<string, number>[] = [{ softcap: a.softcap }, { window: a.window }, { softcap: a.softcap, window: a.window }];
+        for (const mods of modList) {
           const args = { ...base, ...mods };
           const what = `${JSON.stringify(mods)}`;
           compare('attention_forward', args, `attention_forward ${what}`);
@@ -278,8 +279,9 @@ describeGpu('CUDA ops vs the CPU (float64) backend', function () {
     const targets = Int32Array.from([0, 1099, 399, 400, 777]);
     for (const softcap of [0, 30]) {
       // every block from the reference's running state, so each update is checked on its own
-      let state = { max: new Float64Array(N).fill(-Infinity), sum: new Float64Array(N), target: new Float64Array(N) };
-      let gpu = { ...state };
+      type State = { max: Float64Array; sum: Float64Array; target: Float64Array };
+      let state: State = { max: new Float64Array(N).fill(-Infinity), sum: new Float64Array(N), target: new Float64Array(N) };
+      let gpu: State = { ...state };
       for (let v0 = 0; v0 < V; v0 += Vb) {
         const nb = Math.min(Vb, V - v0);
         const block = new Float64Array(N * nb);
