@@ -11,8 +11,9 @@ import { train } from '../train/trainer.ts';
 const HELP = `usage: lmdr train --model DIR --data FILE.jsonl --output DIR [flags]
 
 Contrastive fine-tuning of a retriever (InfoNCE over in-batch and hard negatives).
-Data: JSON lines {"query": str, "pos": [str], "neg": [str]} ("neg" optional; "task", a string, is
-checked but not used). Output: OUTPUT/adapter_config.json + adapter_model.safetensors (PEFT LoRA;
+Data: JSON lines {"query": str, "pos": [str], "neg": [str]} ("neg" optional; "task": str selects
+the line's settings in --task-config; "teacher_scores": [number] aligned to pos ++ neg, from
+lmdr score --data, feed --distill). Output: OUTPUT/adapter_config.json + adapter_model.safetensors (PEFT LoRA;
 a plain HF model dir with --full), OUTPUT/checkpoint-<step>/, OUTPUT/train_log.jsonl.
 
   --init-adapter DIR        start from a PEFT adapter (its r, alpha and targets win)
@@ -33,8 +34,20 @@ a plain HF model dir with --full), OUTPUT/checkpoint-<step>/, OUTPUT/train_log.j
   --temperature T           InfoNCE temperature on cosine scores (${TRAIN_DEFAULTS.temperature})
   --query-max-len N         (${TRAIN_DEFAULTS.queryMaxLen})
   --passage-max-len N       (${TRAIN_DEFAULTS.passageMaxLen})
-  --query-instruction TEXT  prepended to every query
+  --query-instruction TEXT|FILE  prepended to every query; a file of instructions (one per line):
+                            each query takes one at random (seeded)
   --passage-instruction TEXT  prepended to every passage
+  --distill none|kl|stable  distil the lines' teacher_scores: KL over each query's group, or the
+                            stabilized (rank-by-rank) distillation of LLM-Embedder (none)
+  --contrastive-weight W    loss = W * InfoNCE + --distill-weight * distillation (1)
+  --distill-weight W        (1)
+  --teacher-temperature T   teacher weights = softmax(teacher_scores / T) (1)
+  --student-temperature T   KL: student = softmax(scores / T) (1)
+  --no-in-batch-negatives   softmaxes over each query's own group only
+  --task-config FILE|llm-embedder   per-task settings keyed by each line's "task" (instructions,
+                            group size, temperature, lengths, distillation, weights); every step
+                            then holds one task (homogeneous batches)
+  --mixed-batches           with --task-config: steps mix tasks (instructions still per line)
   --steps N | --epochs E    run length (default 1 epoch = ceil(#queries / batch) steps)
   --chunk-size N            GradCache: sequences per forward (default: the whole step at once)
   --recompute               recompute activations per layer in backward (less memory)
@@ -55,8 +68,9 @@ const stringFlags = [
   'lr-scheduler', 'warmup-steps', 'warmup-ratio', 'weight-decay', 'max-grad-norm', 'batch-size', 'group-size',
   'temperature', 'query-max-len', 'passage-max-len', 'query-instruction', 'passage-instruction', 'steps', 'epochs',
   'chunk-size', 'save-steps', 'eval-beir', 'eval-split', 'eval-steps', 'seed', 'device',
+  'task-config', 'distill', 'contrastive-weight', 'distill-weight', 'teacher-temperature', 'student-temperature',
 ] as const;
-const booleanFlags = ['full', 'resume', 'recompute', 'no-progress', 'replace-invalid-utf8'] as const;
+const booleanFlags = ['full', 'resume', 'recompute', 'no-progress', 'replace-invalid-utf8', 'mixed-batches', 'no-in-batch-negatives'] as const;
 
 export function parseTrainFlags(argv: string[]): { model: string; options: TrainOptions; progress: boolean } {
   const values = parseFlags('train', argv, Object.fromEntries([
@@ -110,6 +124,14 @@ export function parseTrainFlags(argv: string[]): { model: string; options: Train
     resume: values.resume === true,
     replaceInvalidUtf8: values['replace-invalid-utf8'] === true,
     device: str('device'),
+    taskConfig: str('task-config'),
+    mixedBatches: values['mixed-batches'] === true || undefined,
+    distill: str('distill') as TrainOptions['distill'],
+    contrastiveWeight: num('contrastive-weight'),
+    distillWeight: num('distill-weight'),
+    teacherTemperature: num('teacher-temperature'),
+    studentTemperature: num('student-temperature'),
+    inBatchNegatives: values['no-in-batch-negatives'] === true ? false : undefined,
   };
   return { model, options, progress: values['no-progress'] !== true };
 }
@@ -148,7 +170,7 @@ function stepProgress(): { update: (r: StepRecord) => void; done: () => void } {
   return {
     update(r: StepRecord) {
       bar ??= new ProgressBar('train', r.total_steps, { unit: 'steps' });
-      extra = `loss ${r.loss.toFixed(4)} lr ${r.lr.toExponential(2)} ${Math.round(r.tokens_per_s)} tokens/s`;
+      extra = `${r.task !== undefined ? `${r.task} ` : ''}loss ${r.loss.toFixed(4)} lr ${r.lr.toExponential(2)} ${Math.round(r.tokens_per_s)} tokens/s`;
       bar.update(r.step, extra);
     },
     done() {

@@ -56,6 +56,14 @@ export function trainingPanels(trainRecords: Record<string, unknown>[], evalReco
       series.push({ name: 'loss (smoothed)', points: steps.map((s, i) => [s, avg[i]]) });
     }
     panels.push({ title: 'InfoNCE training loss', xLabel: 'optimizer step', yLabel: 'loss', series });
+    // homogeneous multi-task runs: the loss of each task's steps
+    const tasks = [...new Set(loss.flatMap((r) => (typeof r.task === 'string' ? [r.task] : [])))];
+    if (tasks.length > 0) {
+      panels.push({
+        title: 'Training loss per task', xLabel: 'optimizer step', yLabel: 'loss',
+        series: tasks.map((t) => ({ name: t, points: loss.filter((r) => r.task === t).map((r) => [r.step as number, r.loss as number] as [number, number]) })),
+      });
+    }
   }
   const metrics = seriesOf(evalRecords, 'step', new Set(['epoch', 'seconds']));
   if (metrics.length > 0) panels.push({ title: 'Retrieval metrics (held-out queries)', xLabel: 'optimizer step', yLabel: 'score', series: metrics });

@@ -13,6 +13,9 @@ export interface StepRecord {
   tokens: number; // tokens embedded this step (each sequence counted once)
   tokens_per_s: number;
   seconds: number; // wall time of the step
+  task?: string; // the step's task (homogeneous batches with a task config)
+  contrastive_loss?: number; // the loss's parts when distilling: loss = cw * contrastive + dw * distill
+  distill_loss?: number;
 }
 
 /** An append-only JSON-lines log keyed by step. */

@@ -49,6 +49,14 @@ export const trainOptionsSchema = object({
   seed: optional(number({ int: true, min: 0 })), // 42: data order, negatives, dropout, LoRA init
   resume: optional(boolean()), // continue from the newest OUTPUT/checkpoint-<step>
   replaceInvalidUtf8: optional(boolean()), // replace invalid UTF-8 in --data with U+FFFD instead of refusing it
+  taskConfig: optional(string({ nonEmpty: true })), // per-task settings keyed by each line's "task": a JSON file or the preset "llm-embedder"
+  mixedBatches: optional(boolean()), // with a task config: steps mix tasks (default: each step from one task)
+  distill: optional(oneOf(['none', 'kl', 'stable'] as const)), // distillation against the lines' teacher_scores (none)
+  contrastiveWeight: optional(number({ min: 0 })), // 1
+  distillWeight: optional(number({ min: 0 })), // 1
+  teacherTemperature: optional(number({ above: 0 })), // 1
+  studentTemperature: optional(number({ above: 0 })), // 1 (KL)
+  inBatchNegatives: optional(boolean()), // true: other queries' passages are negatives too
   device: optional(string({ nonEmpty: true })),
   onStep: optional(func<(record: StepRecord) => void>()),
 }, { expected: 'an options object' });
@@ -56,7 +64,7 @@ export const trainOptionsSchema = object({
 export type TrainOptions = Infer<typeof trainOptionsSchema>;
 
 export type ResolvedTrainOptions = Required<Omit<TrainOptions, Optional>> & Pick<TrainOptions, Optional>;
-type Optional = 'initAdapter' | 'warmupSteps' | 'warmupRatio' | 'steps' | 'epochs' | 'device' | 'onStep' | 'loraTargets' | 'evalBeir';
+type Optional = 'taskConfig' | 'initAdapter' | 'warmupSteps' | 'warmupRatio' | 'steps' | 'epochs' | 'device' | 'onStep' | 'loraTargets' | 'evalBeir';
 
 export const TRAIN_DEFAULTS = {
   loraR: 32,
@@ -87,6 +95,13 @@ export const TRAIN_DEFAULTS = {
   seed: 42,
   resume: false,
   replaceInvalidUtf8: false,
+  mixedBatches: false,
+  distill: 'none',
+  contrastiveWeight: 1,
+  distillWeight: 1,
+  teacherTemperature: 1,
+  studentTemperature: 1,
+  inBatchNegatives: true,
 } as const;
 
 /** How a caller names the options in messages: the API by its keys (where: "engine.train"), the CLI by its flags. */

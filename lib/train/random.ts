@@ -57,4 +57,4 @@ export function permutation(n: number, next: () => number): Int32Array {
 }
 
 // Purposes keep the streams of one seed independent of each other.
-export const Purpose = { epochOrder: 1, group: 2, dropout: 3, loraInit: 4 } as const;
+export const Purpose = { epochOrder: 1, group: 2, dropout: 3, loraInit: 4, taskOrder: 5, batchOrder: 6, instruction: 7 } as const;

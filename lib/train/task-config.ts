@@ -5,7 +5,7 @@
 // falls back to the run's global option.
 import fs from 'node:fs';
 import { UserError } from '../errors.ts';
-import { boolean, jsonKeys, number, object, oneOf, optional, parse, record, string, type Infer } from '../schema.ts';
+import { boolean, number, object, oneOf, optional, parse, record, string, type Infer } from '../schema.ts';
 
 export const DISTILL_MODES = ['none', 'kl', 'stable'] as const;
 export type DistillMode = (typeof DISTILL_MODES)[number];
@@ -82,7 +82,7 @@ export function readTaskConfig(source: string, flag = '--task-config'): TaskConf
   } catch (err) {
     throw new UserError(`${flag} ${source}: invalid JSON (${(err as Error).message})`);
   }
-  const config = parse(taskConfigSchema, value, jsonKeys(`${flag} ${source}`, 'the config'));
+  const config = parse(taskConfigSchema, value, { where: `${flag} ${source}`, label: (p) => (p === '' ? 'the config' : p) });
   if (Object.keys(config).length === 0) throw new UserError(`${flag} ${source}: no tasks`);
   return config;
 }
@@ -102,4 +102,54 @@ export function fillTemplate(template: string, query: string, candidate: string)
 
 export function checkTemplate(template: string, what: string): void {
   if (!template.includes('{candidate}')) throw new UserError(`${what} ${JSON.stringify(template)} has no {candidate} placeholder (every candidate would score the same)`);
+}
+
+/** Everything one training step's loss and tokenization depend on (a task's settings over the run's). */
+export interface StepSettings {
+  groupSize: number;
+  temperature: number;
+  queryMaxLen: number;
+  passageMaxLen: number;
+  queryInstructions: string[]; // one is drawn per query (seeded) when there are several
+  passageInstruction: string;
+  distill: DistillMode;
+  contrastiveWeight: number;
+  distillWeight: number;
+  teacherTemperature: number;
+  studentTemperature: number;
+  inBatch: boolean;
+}
+
+export interface GlobalStepOptions {
+  groupSize: number; temperature: number; queryMaxLen: number; passageMaxLen: number; passageInstruction: string;
+  distill: DistillMode; contrastiveWeight: number; distillWeight: number; teacherTemperature: number; studentTemperature: number;
+  inBatchNegatives: boolean;
+}
+
+export function stepSettings(g: GlobalStepOptions, queryInstructions: string[], t?: TaskSettings): StepSettings {
+  return {
+    groupSize: t?.group_size ?? g.groupSize,
+    temperature: t?.temperature ?? g.temperature,
+    queryMaxLen: t?.query_max_len ?? g.queryMaxLen,
+    passageMaxLen: t?.passage_max_len ?? g.passageMaxLen,
+    queryInstructions: t?.query_instruction !== undefined ? [t.query_instruction] : queryInstructions,
+    passageInstruction: t?.passage_instruction ?? g.passageInstruction,
+    distill: t?.distill ?? g.distill,
+    contrastiveWeight: t?.contrastive_weight ?? g.contrastiveWeight,
+    distillWeight: t?.distill_weight ?? g.distillWeight,
+    teacherTemperature: t?.teacher_temperature ?? g.teacherTemperature,
+    studentTemperature: t?.student_temperature ?? g.studentTemperature,
+    inBatch: t?.in_batch_negatives ?? g.inBatchNegatives,
+  };
+}
+
+/**
+ * An instruction option's instructions: the text itself, or, when it names an existing file,
+ * that file's non-empty lines (each query then takes one at random, seeded).
+ */
+export function readInstructions(value: string, flag: string): string[] {
+  if (value === '' || !fs.existsSync(value) || !fs.statSync(value).isFile()) return [value];
+  const lines = fs.readFileSync(value, 'utf8').split('\n').map((l) => l.replace(/\r$/, '')).filter((l) => l.trim() !== '');
+  if (lines.length === 0) throw new UserError(`${flag} ${value}: the file holds no instructions (one per line)`);
+  return lines;
 }

@@ -1,11 +1,13 @@
 // The training loop: per step, sample B queries with G passages each, embed them (GradCache
-// chunks when --chunk-size is given), fused InfoNCE, backward, clip, optimizer, schedule.
+// chunks when --chunk-size is given), the fused loss (InfoNCE, with KL or stabilized
+// distillation against teacher scores), backward, clip, optimizer, schedule. With a task config
+// every step comes from one task (homogeneous batches) and takes that task's settings.
 // Checkpoints every --save-steps and at the end; --resume continues from the newest one.
 import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors.ts';
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, addLora, applyAdapter, hasLora, writeAdapter, type AdapterConfig } from '../adapters/peft.ts';
-import { native, type NativeModel, type PoolingMode } from '../native.ts';
+import { native, type LossModes, type NativeModel, type PoolingMode } from '../native.ts';
 import { dataFingerprint, loadTrainData, Sampler, type TrainRecord } from './data.ts';
 import { checkFingerprint, listCheckpoints, readOptimizerState, readTrainerState, writeCheckpoint, type TrainerState } from './checkpoint.ts';
 import { StepLog, type StepRecord } from './log.ts';
@@ -14,7 +16,8 @@ import { API_NAMING, BERT_LORA_TARGETS, DECODER_LORA_TARGETS, MAX_STEPS, resolve
 import { removeDeadTemps } from '../formats/atomic-write.ts';
 import { lockOutput } from '../formats/output-lock.ts';
 import type { CheckContext } from '../schema.ts';
-import { hashInts, Purpose } from './random.ts';
+import { hashInts, Purpose, randInt, rng } from './random.ts';
+import { readInstructions, readTaskConfig, stepSettings, taskSettings, type StepSettings, type TaskConfig } from './task-config.ts';
 import { learningRate, warmupSteps, type ScheduleSpec } from './schedule.ts';
 
 
@@ -22,7 +25,7 @@ import { learningRate, warmupSteps, type ScheduleSpec } from './schedule.ts';
 export interface TrainBackbone {
   model: NativeModel;
   modelDir: string;
-  arch: 'decoder' | 'bert';
+  arch: 'decoder' | 'bert' | 't5';
   /** LoRA targets when the options name none (the architecture's attention and MLP linears) */
   loraTargets?: string[];
   pooling: PoolingMode;
@@ -85,7 +88,8 @@ function slicePacked(p: Packed, a: number, b: number): Packed {
 }
 
 /** Options that must be equal between a run and its --resume (everything that changes the numbers). */
-function fingerprint(o: ResolvedTrainOptions, records: TrainRecord[], totalSteps: number, warmup: number, lora: AdapterConfig | null): Record<string, unknown> {
+function fingerprint(o: ResolvedTrainOptions, records: TrainRecord[], totalSteps: number, warmup: number, lora: AdapterConfig | null,
+  tasks: TaskConfig | undefined, queryInstructions: string[]): Record<string, unknown> {
   // What was asked for (a resumed run takes its LoRA shape from the checkpoint, so compare the request too).
   const requested = o.full ? null : o.initAdapter !== undefined ? { '--init-adapter': path.resolve(o.initAdapter) }
     : { '--lora-r': o.loraR, '--lora-alpha': o.loraAlpha, '--lora-targets': o.loraTargets ?? 'default' };
@@ -97,6 +101,13 @@ function fingerprint(o: ResolvedTrainOptions, records: TrainRecord[], totalSteps
     '--max-grad-norm': o.maxGradNorm, adam: [o.adamBeta1, o.adamBeta2, o.adamEps],
     '--temperature': o.temperature, similarity: o.similarity, '--query-max-len': o.queryMaxLen,
     '--passage-max-len': o.passageMaxLen, '--query-instruction': o.queryInstruction, '--passage-instruction': o.passageInstruction,
+    // (issue 13's settings appear only when used, so older checkpoints still resume)
+    'query instructions': queryInstructions.length > 1 ? queryInstructions : undefined,
+    '--task-config': tasks, '--mixed-batches': tasks && o.mixedBatches ? true : undefined,
+    'loss modes': o.distill !== 'none' || o.contrastiveWeight !== 1 || !o.inBatchNegatives ? {
+      distill: o.distill, contrastiveWeight: o.contrastiveWeight, distillWeight: o.distillWeight,
+      teacherTemperature: o.teacherTemperature, studentTemperature: o.studentTemperature, inBatchNegatives: o.inBatchNegatives,
+    } : undefined,
   };
 }
 
@@ -132,7 +143,39 @@ async function trainLocked(backbone: TrainBackbone, o: ResolvedTrainOptions, nam
   backbone.checkMaxLength(flag('queryMaxLen'), o.queryMaxLen);
   backbone.checkMaxLength(flag('passageMaxLen'), o.passageMaxLen);
   const records = await loadTrainData(o.data, { replaceInvalidUtf8: o.replaceInvalidUtf8 });
-  const sampler = new Sampler(records, o.batchSize, o.groupSize, o.seed, o.data);
+  // The one table of per-task settings (a task config over the run's options), checked against every line.
+  const tasks = o.taskConfig !== undefined ? readTaskConfig(o.taskConfig, flag('taskConfig')) : undefined;
+  const taskSource = `${flag('taskConfig')} ${o.taskConfig}`;
+  const queryInstructions = readInstructions(o.queryInstruction, flag('queryInstruction'));
+  const globalSettings = stepSettings(o, queryInstructions);
+  const table = new Map<string, StepSettings>(Object.entries(tasks ?? {}).map(([name, t]) => [name, stepSettings(o, queryInstructions, t)]));
+  const homogeneous = tasks !== undefined && !o.mixedBatches;
+  const settingsOf = (task: string | undefined): StepSettings => (task !== undefined && table.get(task)) || globalSettings;
+  if (tasks && o.mixedBatches) {
+    for (const [name, t] of Object.entries(tasks)) {
+      const shaping = Object.keys(t).filter((k) => !['query_instruction', 'passage_instruction', 'template'].includes(k));
+      if (shaping.length > 0) throw new UserError(`${taskSource}: task "${name}" sets ${shaping.join(', ')}, which needs one task per step; drop ${flag('mixedBatches')} or those keys (mixed steps use the run's options)`);
+    }
+  }
+  for (const [name, s] of table) {
+    backbone.checkMaxLength(`${taskSource} task "${name}" query_max_len`, s.queryMaxLen);
+    backbone.checkMaxLength(`${taskSource} task "${name}" passage_max_len`, s.passageMaxLen);
+  }
+  for (const r of records) {
+    const where = `${o.data}:${r.line}`;
+    if (tasks) taskSettings(tasks, r.task, where, taskSource);
+    const s = homogeneous ? settingsOf(r.task) : globalSettings;
+    if (s.distill === 'none') continue;
+    const why = tasks && homogeneous ? `task "${r.task}" distils (distill ${s.distill})` : `${flag('distill')} ${s.distill}`;
+    const want = r.pos.length + r.neg.length;
+    if (r.teacherScores === undefined) throw new UserError(`${where}: no "teacher_scores", but ${why}; score the data first (lmdr score --data)`);
+    if (r.teacherScores.length !== want) throw new UserError(`${where}: ${r.teacherScores.length} teacher_scores for ${want} candidates (pos ++ neg)`);
+    if (s.groupSize > 1 && r.neg.length === 0) throw new UserError(`${where}: no "neg", but ${why}: the group's negatives need teacher scores, so they must come from the line itself`);
+  }
+  const plan = tasks || o.distill !== 'none'
+    ? { homogeneous, groupSize: (t: string | undefined) => settingsOf(t).groupSize, distilled: (t: string | undefined) => (homogeneous ? settingsOf(t) : globalSettings).distill !== 'none' }
+    : undefined;
+  const sampler = new Sampler(records, o.batchSize, o.groupSize, o.seed, o.data, plan);
   const totalSteps = o.steps ?? Math.max(1, Math.ceil((o.epochs ?? 1) * sampler.stepsPerEpoch));
   if (totalSteps > MAX_STEPS) {
     throw new UserError(`${flag('epochs')} ${o.epochs} is ${totalSteps.toPrecision(3)} steps of ${o.batchSize} queries ` +
@@ -173,7 +216,7 @@ async function trainLocked(backbone: TrainBackbone, o: ResolvedTrainOptions, nam
   }
   model.setRecompute(o.recompute);
 
-  const print = fingerprint(o, records, totalSteps, schedule.warmupSteps, lora);
+  const print = fingerprint(o, records, totalSteps, schedule.warmupSteps, lora, tasks, queryInstructions);
   let startStep = 0;
   let lastCheckpoint = '';
   if (resumeFrom) {
@@ -224,12 +267,26 @@ async function trainLocked(backbone: TrainBackbone, o: ResolvedTrainOptions, nam
     for (let step = startStep; step < totalSteps; step++) {
       const t0 = performance.now();
       const batch = sampler.batch(step);
-      const q = backbone.tokenize(batch.queries, o.queryMaxLen, o.queryInstruction, (i) => batch.querySources[i]);
-      const p = backbone.tokenize(batch.passages, o.passageMaxLen, o.passageInstruction, (i) => batch.passageSources[i]);
+      const G = batch.groupSize;
+      const s = homogeneous ? settingsOf(batch.task) : globalSettings;
+      // instructions: the step's task's, or (mixed steps) each line's task's; one of several drawn per query
+      const lineSettings = (slot: number) => (tasks && !homogeneous ? settingsOf(records[batch.records[slot]].task) : s);
+      const queryPrefix = (slot: number) => {
+        const list = lineSettings(slot).queryInstructions;
+        return list.length === 1 ? list[0] : list[randInt(rng(hashInts(o.seed, Purpose.instruction, step, slot)), list.length)];
+      };
+      const q = backbone.tokenize(batch.queries.map((t, i) => queryPrefix(i) + t), s.queryMaxLen, '', (i) => batch.querySources[i]);
+      const p = backbone.tokenize(batch.passages.map((t, j) => lineSettings(Math.floor(j / G)).passageInstruction + t), s.passageMaxLen, '', (i) => batch.passageSources[i]);
       for (const c of q.cut ?? []) cutQueries.set(batch.querySources[c.index], c.length);
       for (const c of p.cut ?? []) cutPassages.set(batch.passageSources[c.index], c.length);
       const packed = concatPacked([q, p]);
-      const loss = await contrastiveStep(backbone, packed, o, hashInts(o.seed, Purpose.dropout, step));
+      const modes: LossModes = {
+        inBatch: s.inBatch, contrastiveWeight: s.contrastiveWeight, distill: s.distill, distillWeight: s.distillWeight,
+        teacherTemperature: s.teacherTemperature, studentTemperature: s.studentTemperature, teacher: batch.teacher,
+      };
+      const parts = await retrievalStep(backbone, packed, { batchSize: o.batchSize, groupSize: G, temperature: s.temperature, similarity: o.similarity, chunkSize: o.chunkSize },
+        hashInts(o.seed, Purpose.dropout, step), modes);
+      const loss = parts.loss;
       const where = lastGood();
       if (!Number.isFinite(loss)) throw new TrainingDiverged(`loss is ${loss} at step ${step + 1}; stopped, ${where}`);
       const gradNorm = Math.sqrt(model.gradSumSquares());
@@ -248,6 +305,11 @@ async function trainLocked(backbone: TrainBackbone, o: ResolvedTrainOptions, nam
         step: step + 1, total_steps: totalSteps, epoch: (step + 1) / sampler.stepsPerEpoch, loss, lr, grad_norm: gradNorm,
         tokens, tokens_per_s: tokens / Math.max(seconds, 1e-9), seconds,
       };
+      if (batch.task !== undefined) record.task = batch.task;
+      if (s.distill !== 'none') {
+        record.contrastive_loss = parts.contrastive;
+        record.distill_loss = parts.distill;
+      }
       log.append(record);
       o.onStep?.(record);
       const done = step + 1;
@@ -285,7 +347,14 @@ async function trainLocked(backbone: TrainBackbone, o: ResolvedTrainOptions, nam
  * each one's dropout key is its index in the step, so chunked and whole-batch passes draw the
  * same masks and give the same gradients.
  */
-export async function contrastiveStep(backbone: TrainBackbone, packed: Packed, o: Pick<ResolvedTrainOptions, 'batchSize' | 'groupSize' | 'temperature' | 'similarity' | 'chunkSize'>, dropoutSeed: number): Promise<number> {
+export async function contrastiveStep(backbone: TrainBackbone, packed: Packed, o: StepShape, dropoutSeed: number): Promise<number> {
+  return (await retrievalStep(backbone, packed, o, dropoutSeed)).loss;
+}
+
+type StepShape = Pick<ResolvedTrainOptions, 'batchSize' | 'groupSize' | 'temperature' | 'similarity' | 'chunkSize'>;
+
+/** contrastiveStep with the fused loss's modes (distillation, weights, in-batch negatives): the loss and its parts. */
+export async function retrievalStep(backbone: TrainBackbone, packed: Packed, o: StepShape, dropoutSeed: number, modes?: LossModes): Promise<{ loss: number; contrastive: number; distill: number }> {
   const { model, pooling } = backbone;
   const H = model.hidden;
   const B = o.batchSize;
@@ -295,19 +364,19 @@ export async function contrastiveStep(backbone: TrainBackbone, packed: Packed, o
   const forward = (p: Packed, a: number, b: number, keep: boolean) =>
     model.forward(p.ids, p.cuSeqlens, { pooling, normalize: false, train: true, keep, dropoutSeed, seqKeys: seqKeys.subarray(a, b) });
   const lossAndGrad = (E: Float32Array) => {
-    const r = native().infonce(E.subarray(0, B * H), E.subarray(B * H), B, o.groupSize, H, o.temperature, o.similarity === 'cosine', model.device);
+    const r = native().infonce(E.subarray(0, B * H), E.subarray(B * H), B, o.groupSize, H, o.temperature, o.similarity === 'cosine', model.device, modes);
     const dE = new Float32Array(S * H);
     dE.set(r.dq, 0);
     dE.set(r.dp, B * H);
-    return { loss: r.loss, dE };
+    return { loss: r.loss, parts: { loss: r.loss, contrastive: r.contrastive, distill: r.distill }, dE };
   };
 
   const chunk = o.chunkSize;
   if (chunk === 0 || chunk >= S) {
     const E = await forward(packed, 0, S, true);
-    const { loss, dE } = lossAndGrad(E);
+    const { loss, parts, dE } = lossAndGrad(E);
     if (Number.isFinite(loss)) await model.backward(dE);
-    return loss;
+    return parts;
   }
   // GradCache: (1) embed every chunk without activations, (2) loss and dL/dE, (3) re-run each chunk keeping activations and back-propagate its rows of dL/dE.
   const E = new Float32Array(S * H);
@@ -315,12 +384,12 @@ export async function contrastiveStep(backbone: TrainBackbone, packed: Packed, o
     const b = Math.min(S, a + chunk);
     E.set(await forward(slicePacked(packed, a, b), a, b, false), a * H);
   }
-  const { loss, dE } = lossAndGrad(E);
-  if (!Number.isFinite(loss)) return loss;
+  const { loss, parts, dE } = lossAndGrad(E);
+  if (!Number.isFinite(loss)) return parts;
   for (let a = 0; a < S; a += chunk) {
     const b = Math.min(S, a + chunk);
     await forward(slicePacked(packed, a, b), a, b, true);
     await model.backward(dE.subarray(a * H, b * H));
   }
-  return loss;
+  return parts;
 }
