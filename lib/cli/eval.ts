@@ -9,6 +9,7 @@ import { datasetFiles, evaluateRetrieval } from '../eval/evaluate.ts';
 import { DEFAULT_MEASURES, parseMeasures } from '../eval/metrics.ts';
 import { writeFileAtomic } from '../formats/atomic-write.ts';
 import { lockOutput } from '../formats/output-lock.ts';
+import { readTaskConfig, taskSettings } from '../train/task-config.ts';
 import { oneOf, parseFlags, positiveInt, requireFlag, truncationNote } from './args.ts';
 import { ProgressBar } from './progress.ts';
 
@@ -28,6 +29,9 @@ the same model, adapter and passage settings reuses. Prints the metrics as one J
   --measures LIST            default ${DEFAULT_MEASURES}
   --query-instruction T      prepended to every query
   --passage-instruction T    prepended to every passage
+  --task-config FILE|llm-embedder --task NAME
+                             instructions (and max lengths) of that task of a training task
+                             config; --query-instruction etc. given as well win
   --query-max-len N          tokens (64)
   --passage-max-len N        tokens (256); long passages (8192) run in small batches
   --batch-size N             sequences per forward (32)
@@ -51,7 +55,7 @@ export async function run(argv: string[]): Promise<void> {
     measures: 'string', 'query-instruction': 'string', 'passage-instruction': 'string', 'query-max-len': 'string',
     'passage-max-len': 'string', 'batch-size': 'string', 'max-tokens': 'string', pooling: 'string', device: 'string',
     'no-title': 'boolean', 'all-queries': 'boolean', 'keep-self': 'boolean', 'drop-self': 'boolean', reencode: 'boolean',
-    'no-progress': 'boolean', 'replace-invalid-utf8': 'boolean',
+    'no-progress': 'boolean', 'replace-invalid-utf8': 'boolean', 'task-config': 'string', task: 'string',
   });
   if (values.help) {
     process.stdout.write(HELP);
@@ -67,7 +71,15 @@ export async function run(argv: string[]): Promise<void> {
   const k = positiveInt(values.k, 'k', 1000);
   const count = (flag: 'query-max-len' | 'passage-max-len' | 'batch-size' | 'max-tokens') =>
     values[flag] === undefined ? undefined : positiveInt(values[flag], flag);
-  const [queryMaxLen, passageMaxLen, batchSize, maxTokens] = [count('query-max-len'), count('passage-max-len'), count('batch-size'), count('max-tokens')];
+  const [batchSize, maxTokens] = [count('batch-size'), count('max-tokens')];
+  // a task of a training task config supplies what the flags leave out
+  if ((values['task-config'] === undefined) !== (values.task === undefined)) throw new UserError('--task-config and --task go together (see lmdr eval --help)');
+  const task = values['task-config'] !== undefined
+    ? taskSettings(readTaskConfig(values['task-config']), values.task, '--task', `--task-config ${values['task-config']}`) : undefined;
+  const queryMaxLen = count('query-max-len') ?? task?.query_max_len;
+  const passageMaxLen = count('passage-max-len') ?? task?.passage_max_len;
+  const queryInstruction = values['query-instruction'] ?? task?.query_instruction;
+  const passageInstruction = values['passage-instruction'] ?? task?.passage_instruction;
   if (values.measures !== undefined) parseMeasures(values.measures); // a typo fails before any encoding
 
   datasetFiles({ beir: values.beir, msmarco: values.msmarco, split }); // fail before loading the model
@@ -90,7 +102,7 @@ export async function run(argv: string[]): Promise<void> {
     const adapterStamp = values.adapter ? adapterFingerprint(values.adapter) : null;
     const result = await evaluateRetrieval(engine, {
       beir: values.beir, msmarco: values.msmarco, split, k, measures: values.measures,
-      queryInstruction: values['query-instruction'], passageInstruction: values['passage-instruction'],
+      queryInstruction, passageInstruction,
       queryMaxLen, passageMaxLen, batchSize, maxTokens, pooling,
       titles: !values['no-title'], allQueries: values['all-queries'],
       dropSelf: values['keep-self'] ? false : values['drop-self'] ? true : undefined,
