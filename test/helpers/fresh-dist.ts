@@ -7,7 +7,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const stamp = path.join(root, 'dist', '.built-by-tests');
+// outside dist/ so that npm pack never ships it
+const stamp = path.join(root, 'node_modules', '.cache', 'lmdr', 'dist-built-by-tests');
 
 function newestSource(dir: string): number {
   let newest = 0;
@@ -29,6 +30,7 @@ export function mochaGlobalSetup(): void {
   if (!fs.existsSync(path.join(root, 'dist', 'cli', 'main.js'))) {
     throw new Error(`compiling lib/ to dist/ failed (exit ${r.status}):\n${r.stdout}${r.stderr}`);
   }
+  fs.mkdirSync(path.dirname(stamp), { recursive: true });
   fs.writeFileSync(stamp, `dist/ compiled from lib/ by the test setup (${r.status === 0 ? 'no type errors' : 'with type errors'})\n`);
   process.stderr.write(`test setup: compiled lib/ to dist/ in ${((Date.now() - started) / 1000).toFixed(1)} s${r.status === 0 ? '' : ' (tsc reported type errors; npm test fails on them)'}\n`);
 }
