@@ -2,7 +2,8 @@
 # CI step: the npm tarball (with prebuilds/) installs and loads where there is no cmake, nvcc or
 # C++ compiler. The install runs with PATH holding only node, npm and npx, so any attempt to
 # compile fails loudly (sh is there too: npm runs scripts through it); then `lmdr info` must load
-# the prebuilt addon.
+# the prebuilt addon. Then apps import the installed package (scripts/check-pack/).
+#   LMDR_CHECK_NODES="NODE ..."  also run the apps with these Node binaries (e.g. Node 22).
 #   --fallback  also check the other path: a tarball without prebuilds/ builds from source on
 #               install (needs cmake or node-gyp + a compiler; about a minute on 2 cores).
 # Run `npm run prebuildify` first (it makes prebuilds/<platform>-<arch>/lmdr.node).
@@ -67,6 +68,12 @@ node --import tsx scripts/check-pack/make-model.ts "$work/fixture"
 cp scripts/check-pack/app.mjs scripts/check-pack/app.cjs scripts/check-pack/app.ts "$app/"
 (cd "$app" && PATH="$bare_path" node app.mjs "$work/fixture/model" "$work/fixture/train.jsonl" "$work/fixture/run")
 (cd "$app" && PATH="$bare_path" node app.cjs)
+# LMDR_CHECK_NODES="/path/to/node22 ..." runs the two apps under other Node binaries as well
+for other in ${LMDR_CHECK_NODES:-}; do
+  echo "   with $other ($("$other" --version)):"
+  (cd "$app" && PATH="$bare_path" "$other" app.mjs "$work/fixture/model" "$work/fixture/train.jsonl" "$work/fixture/run-$("$other" --version)")
+  (cd "$app" && PATH="$bare_path" "$other" app.cjs)
+done
 # tsc from this repository's devDependencies; @types/node likewise (an app would have its own)
 (cd "$app" && node "$root/node_modules/typescript/bin/tsc" --strict --module nodenext --noEmit \
   --typeRoots "$root/node_modules/@types" --types node app.ts) || { echo "check-pack: app.ts does not type-check against the package's .d.ts files" >&2; exit 1; }

@@ -3,7 +3,7 @@
 // usage: node app.mjs MODEL_DIR TRAIN.jsonl OUTPUT_DIR
 import fs from 'node:fs';
 import path from 'node:path';
-import { Engine, UserError } from 'lmdr';
+import { Engine, HnswIndex, UserError } from 'lmdr';
 
 const [modelDir, data, output] = process.argv.slice(2);
 const fail = (message) => {
@@ -19,10 +19,15 @@ try {
     const norm = Math.hypot(...e.row(r));
     if (!(Math.abs(norm - 1) < 1e-4)) fail(`row ${r} has norm ${norm}, expected 1`);
   }
+  // usearch (an optional dependency with a native part) loads after the install and searches
+  const hnsw = new HnswIndex(e.dim);
+  hnsw.add(e.data);
+  const hit = await hnsw.search(e.row(1), 1);
+  if (hit.rows[0] !== 1 || !(Math.abs(hit.scores[0] - 1) < 1e-4)) fail(`HNSW search of row 1 found row ${hit.rows[0]} (score ${hit.scores[0]})`);
   const summary = await engine.train({ data, output, steps: 2, batchSize: 2, groupSize: 2, saveSteps: 0, device: 'cpu', seed: 1 });
   if (summary.losses.length !== 2 || !summary.losses.every(Number.isFinite)) fail(`train losses ${JSON.stringify(summary.losses)}, expected 2 finite numbers`);
   if (!fs.existsSync(path.join(output, 'adapter_model.safetensors'))) fail(`no adapter_model.safetensors in ${output}`);
-  console.log(`   app.mjs: encoded 2 x ${e.dim}; trained 2 steps, losses ${summary.losses.map((l) => l.toFixed(4)).join(', ')}`);
+  console.log(`   app.mjs: encoded 2 x ${e.dim}; usearch HNSW search ok; trained 2 steps, losses ${summary.losses.map((l) => l.toFixed(4)).join(', ')}`);
 } finally {
   engine.dispose();
 }
