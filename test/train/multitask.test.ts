@@ -116,6 +116,32 @@ describe('train: multi-task (issue 13)', function () {
       }
     });
 
+    it('--query-instruction FILE: each query takes one of its instructions, drawn from the seed (the same run draws the same)', async () => {
+      const data = writeJsonl(path.join(dir, 'plain-instr.jsonl'), mappedPairs(8, 4));
+      const instructions = path.join(dir, 'instructions.txt');
+      fs.writeFileSync(instructions, 'how does\nwhy did\nwhat\n');
+      let runs = 0;
+      const run = async (seed: number) => {
+        const engine = await Engine.load(modelDir, { device: 'cpu' });
+        try {
+          const texts: string[] = [];
+          const real = engineBackbone(engine);
+          const spy: TrainBackbone = { ...real, tokenize: (t, max, instr, d) => ((max === 12 ? texts.push(...t) : 0), real.tokenize(t, max, instr, d)) };
+          await train(spy, { data, output: path.join(dir, `instr-${seed}-${runs++}`), queryInstruction: instructions, passageInstruction: 'read ', batchSize: 4, groupSize: 2, queryMaxLen: 12, passageMaxLen: 10, steps: 4, saveSteps: 0, seed });
+          return texts;
+        } finally {
+          engine.dispose();
+        }
+      };
+      const a = await run(3);
+      expect(a.length).to.equal(16);
+      const prefixes = a.map((t) => ['how does', 'why did', 'what'].find((p) => t.startsWith(p)));
+      expect(prefixes.every((p) => p !== undefined), a.join(' | ')).to.equal(true);
+      expect(new Set(prefixes).size).to.equal(3);
+      expect(await run(3)).to.deep.equal(a);
+      expect(await run(4)).to.not.deep.equal(a);
+    });
+
     it('bad task data is one error naming file:line: no teacher_scores, a wrong count, a task missing from the config, an unknown key', async () => {
       const engine = await Engine.load(modelDir, { device: 'cpu' });
       try {
