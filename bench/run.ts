@@ -12,14 +12,14 @@ import { parseArgs } from 'node:util';
 import { native } from '../lib/native.ts';
 import { packageVersion } from '../lib/version.ts';
 import { cliStartupSuite } from './suites/cli-startup.ts';
-import { encodeSuite } from './suites/encode.ts';
+import { encodeSuite, encodeT5Suite } from './suites/encode.ts';
 import { scoreSuite } from './suites/score.ts';
 import { gpuSuites, topkCpuSuite } from './suites/scripts.ts';
 import { trainStepSuite } from './suites/train-step.ts';
 import type { Figure, Suite, SuiteOutput } from './suites/types.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const SUITES: Suite[] = [cliStartupSuite, encodeSuite, scoreSuite, trainStepSuite, topkCpuSuite, ...gpuSuites];
+const SUITES: Suite[] = [cliStartupSuite, encodeSuite, encodeT5Suite, scoreSuite, trainStepSuite, topkCpuSuite, ...gpuSuites];
 
 interface SuiteRecord extends Partial<SuiteOutput> {
   suite: string;

@@ -23,13 +23,23 @@ constexpr unsigned kFull = 0xffffffffu;
 
 // ---- kernels ----
 
-// Gemma 2's soft-capping and sliding windows (backend.h AttentionMods) on the SIMT kernels; the
-// tensor-core forward runs only without them. Scores here are in log2 units (s * log2 e), so
-// the cap c becomes c * log2 e: c tanh(s / c) scales the same way.
+// Gemma 2's soft-capping and sliding windows and T5's relative position bias (backend.h
+// AttentionMods) on the SIMT kernels; the tensor-core forward runs only without them. Scores
+// here are in log2 units (s * log2 e), so the cap c becomes c * log2 e: c tanh(s / c) scales
+// the same way, and the bias is multiplied by log2 e as it is added.
 struct Mods {
   float cap_log2;  // 0 = no soft-capping
   int window;      // 0 = no sliding window
+  // T5's relative position bias (ops.cuh AttnRelBias): rel[(j - i + span - 1) * heads + h]
+  const float* rel = nullptr;
+  float* drel = nullptr;  // backward: += dL/d(score), atomically
+  int span = 0, heads = 0;
 };
+
+// the relative position bias of score (qi, kj) of head h in log2 units; 0 without one
+__device__ __forceinline__ float rel_bias_log2(const Mods& m, int qi, int kj, int h) {
+  return m.rel ? m.rel[int64_t(kj - qi + m.span - 1) * m.heads + h] * kLog2e : 0.f;
+}
 
 __device__ __forceinline__ bool visible(int qi, int kj, bool causal, const Mods& m) {
   return (!causal || kj <= qi) && (m.window <= 0 || qi - kj < m.window);
@@ -100,7 +110,7 @@ attention_forward_kernel(T* out, float* lse, const T* q, const T* k, const T* v,
       int qi = q0 + row0 + r;
       bool valid = kj < L && qi < L && visible(qi, kj, causal, mods);
       float dcap;
-      float sv = valid ? cap_score(s[r], mods, &dcap) : -INFINITY;
+      float sv = valid ? cap_score(s[r] + rel_bias_log2(mods, qi, kj, h), mods, &dcap) : -INFINITY;
       float m_new = fmaxf(m[r], warp_max(sv));
       if (m_new == -INFINITY) {  // nothing visible yet for this row
         s[r] = 0.f;
@@ -370,9 +380,10 @@ attention_backward_dkdv_kernel(T* dk, T* dv, const T* dout, const T* q, const T*
         int kj = k0 + row0 + r;
         bool valid = qi < L && kj < L && visible(qi, kj, causal, mods);
         float dcap = 1.f;
-        float pr = valid ? exp2f(cap_score(p[r], mods, &dcap) - sL[lane]) : 0.f;
+        float pr = valid ? exp2f(cap_score(p[r] + rel_bias_log2(mods, qi, kj, h), mods, &dcap) - sL[lane]) : 0.f;
         ds[r] = pr * (ds[r] - sD[lane]) * dcap;
         p[r] = pr;
+        if (mods.drel && valid) atomicAdd(mods.drel + int64_t(kj - qi + mods.span - 1) * mods.heads + h, ds[r]);
       }
       // lane = head dims
       for (int i2 = 0; i2 < kTile; i2++) {
@@ -476,7 +487,7 @@ attention_backward_dq_kernel(T* dq, const T* dout, const T* q, const T* k, const
       int qi = q0 + row0 + r;
       bool valid = kj < L && qi < L && visible(qi, kj, causal, mods);
       float dcap = 1.f;
-      float p = valid ? exp2f(cap_score(s[r], mods, &dcap) - lse2[r]) : 0.f;
+      float p = valid ? exp2f(cap_score(s[r] + rel_bias_log2(mods, qi, kj, h), mods, &dcap) - lse2[r]) : 0.f;
       s[r] = p * (dp[r] - dlt[r]) * dcap;  // dS
     }
     // lane = head dims: acc += dS K
@@ -618,15 +629,15 @@ static bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 1
 void attention_forward(void* out, float* lse, const void* q, const void* k, const void* v, DType t,
                        const int32_t* cu_seqlens, int64_t B, int64_t max_len, int64_t tokens, int64_t Hq,
                        int64_t Hkv, int64_t D, bool causal, float scale, double softcap, int64_t window,
-                       cudaStream_t s) {
+                       cudaStream_t s, const AttnRelBias& rel) {
   if (B <= 0 || max_len <= 0 || tokens <= 0) return;
-  const Mods mods{float(softcap * double(kLog2e)), int(window)};
+  const Mods mods{float(softcap * double(kLog2e)), int(window), rel.table, nullptr, int(rel.span), int(Hq)};
   // tensor cores for bf16 with 16-byte aligned rows; LMDR_ATTENTION_SIMT=1 forces the SIMT kernel
   static const bool simt_only = [] {
     const char* e = std::getenv("LMDR_ATTENTION_SIMT");
     return e && *e && *e != '0';
   }();
-  const bool plain = softcap <= 0 && window <= 0;
+  const bool plain = softcap <= 0 && window <= 0 && !rel.table;
   if (t == DType::BF16 && plain && !simt_only && aligned16(q) && aligned16(k) && aligned16(v)) {
     switch (D) {
       case 16: return forward_tc<16>(out, lse, q, k, v, cu_seqlens, B, max_len, Hq, Hkv, causal, scale, s);
@@ -645,9 +656,10 @@ void attention_forward(void* out, float* lse, const void* q, const void* k, cons
 void attention_backward(void* dq, void* dk, void* dv, float* delta, const void* dout, const void* q, const void* k,
                         const void* v, const void* out, const float* lse, DType t, const int32_t* cu_seqlens,
                         int64_t B, int64_t max_len, int64_t tokens, int64_t Hq, int64_t Hkv, int64_t D,
-                        bool causal, float scale, double softcap, int64_t window, cudaStream_t s) {
+                        bool causal, float scale, double softcap, int64_t window, cudaStream_t s,
+                        const AttnRelBias& rel) {
   if (B <= 0 || max_len <= 0 || tokens <= 0) return;
-  const Mods mods{float(softcap * double(kLog2e)), int(window)};
+  const Mods mods{float(softcap * double(kLog2e)), int(window), rel.table, rel.grad, int(rel.span), int(Hq)};
   LMDR_ATTN_DISPATCH(t, D, (backward_impl<T, NPER>(dq, dk, dv, delta, dout, q, k, v, out, lse, cu_seqlens, B,
                                                    max_len, tokens, Hq, Hkv, D, causal, scale, mods, s)));
 }

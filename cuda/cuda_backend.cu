@@ -239,9 +239,11 @@ class CudaBackend final : public Backend {
     need(out.dtype == a.dtype && out.numel() == q.numel(), "attention_forward", "out " + desc(out) + " vs q " + desc(q));
     Tensor lse32 = f32_view_or_temp(lse, a.T * a.Hq, "attention_forward", "lse");
     Tensor cu = to_device(cu_seqlens);
+    check_rel_bias(mods, q, cu_seqlens, "cuda: attention_forward");
+    Tensor rel32 = rel_bias_f32(mods);
     cuda::attention_forward(out.data, lse32.ptr<float>(), q.data, k.data, v.data, a.dtype, cu.ptr<int32_t>(), a.B,
                             a.max_len, a.T, a.Hq, a.Hkv, a.D, causal, float(scale), mods.softcap, mods.window,
-                            stream_);
+                            stream_, {rel32.ptr<float>(), nullptr, rel32.defined() ? (rel32.dim(0) + 1) / 2 : 0});
     if (lse32.data != lse.data) convert_forward(lse.data, lse.dtype, lse32.data, DType::F32, lse.numel(), stream_);
   }
 
@@ -261,9 +263,15 @@ class CudaBackend final : public Backend {
     }
     Tensor delta = empty({a.T, a.Hq}, DType::F32);
     Tensor cu = to_device(cu_seqlens);
+    check_rel_bias(mods, q, cu_seqlens, "cuda: attention_backward");
+    Tensor rel32 = rel_bias_f32(mods), drel32;
+    if (rel32.defined() && mods.d_rel_bias) drel32 = zeros(rel32.shape, DType::F32);  // atomics add into it
     cuda::attention_backward(dq.data, dk.data, dv.data, delta.ptr<float>(), dout.data, q.data, k.data, v.data,
                              out.data, lse32.ptr<float>(), a.dtype, cu.ptr<int32_t>(), a.B, a.max_len, a.T, a.Hq,
-                             a.Hkv, a.D, causal, float(scale), mods.softcap, mods.window, stream_);
+                             a.Hkv, a.D, causal, float(scale), mods.softcap, mods.window, stream_,
+                             {rel32.ptr<float>(), drel32.ptr<float>(), rel32.defined() ? (rel32.dim(0) + 1) / 2 : 0});
+    if (drel32.defined())
+      convert_forward(mods.d_rel_bias->data, mods.d_rel_bias->dtype, drel32.data, DType::F32, drel32.numel(), stream_);
   }
 
   // ---- activations ----
@@ -542,6 +550,14 @@ class CudaBackend final : public Backend {
     if (x.dtype == DType::F32) return x;
     Tensor t = empty(x.shape, DType::F32);
     convert_forward(t.data, DType::F32, x.data, x.dtype, x.numel(), stream_);
+    return t;
+  }
+
+  // AttentionMods::rel_bias as fp32 for the kernels (undefined without one)
+  Tensor rel_bias_f32(const AttentionMods& m) {
+    if (!m.rel_bias || m.rel_bias->dtype == DType::F32) return m.rel_bias ? *m.rel_bias : Tensor();
+    Tensor t = empty(m.rel_bias->shape, DType::F32);
+    convert_forward(t.data, DType::F32, m.rel_bias->data, m.rel_bias->dtype, t.numel(), stream_);
     return t;
   }
 

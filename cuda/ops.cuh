@@ -49,15 +49,24 @@ void rope_backward(void* dx, DType xt, const int32_t* positions, const float* in
 // ---- attention.cu ---- packed varlen, GQA, causal or bidirectional, never L x L.
 // q[T,Hq,D], k/v[T,Hkv,D], out[T,Hq,D] share dtype t (F32 or BF16); lse[T,Hq] fp32;
 // cu_seqlens[B+1] on the device; max_len = the longest sequence. D <= 256, even.
+// Relative position bias (T5): table[2 * span - 1, Hq] fp32, score (i, j) of head h gets
+// table[j - i + span - 1, h] added; the backward atomically adds dL/d(score) into grad (same
+// shape, fp32, zeroed by the caller) when grad is set.
+struct AttnRelBias {
+  const float* table = nullptr;
+  float* grad = nullptr;
+  int64_t span = 0;
+};
 void attention_forward(void* out, float* lse, const void* q, const void* k, const void* v, DType t,
                        const int32_t* cu_seqlens, int64_t B, int64_t max_len, int64_t T, int64_t Hq, int64_t Hkv,
-                       int64_t D, bool causal, float scale, double softcap, int64_t window, cudaStream_t s);
+                       int64_t D, bool causal, float scale, double softcap, int64_t window, cudaStream_t s,
+                       const AttnRelBias& rel = {});
 // softcap > 0: scores -> softcap tanh(s / softcap); window > 0: keys with i - j < window only.
 // dq, dk, dv overwritten; delta[T,Hq] fp32 scratch (rowsum(dout * out))
 void attention_backward(void* dq, void* dk, void* dv, float* delta, const void* dout, const void* q, const void* k,
                         const void* v, const void* out, const float* lse, DType t, const int32_t* cu_seqlens,
                         int64_t B, int64_t max_len, int64_t T, int64_t Hq, int64_t Hkv, int64_t D, bool causal,
-                        float scale, double softcap, int64_t window, cudaStream_t s);
+                        float scale, double softcap, int64_t window, cudaStream_t s, const AttnRelBias& rel = {});
 bool attention_supports_head_dim(int64_t D);
 
 // ---- activations.cu ---- elementwise over n

@@ -27,7 +27,7 @@ export interface TensorSource {
 }
 
 export interface ModelConfigNative {
-  arch: 'decoder' | 'bert';
+  arch: 'decoder' | 'bert' | 't5';
   hidden: number;
   layers: number;
   heads: number;
@@ -63,6 +63,9 @@ export interface ModelConfigNative {
   // bert
   maxPositions: number;
   typeVocab: number;
+  // t5 (with gatedMlp and activation above): the relative position bias's buckets
+  relBuckets?: number;
+  relMaxDistance?: number;
 }
 
 export interface LoraSpec {

@@ -16,6 +16,7 @@
 // - Every op validates nothing about shapes beyond what it needs to not crash: the core
 //   checks shapes once, when it builds the graph.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -35,7 +36,27 @@ enum class Activation : uint8_t { Silu, Gelu, GeluTanh, Relu };
 struct AttentionMods {
   double softcap = 0;  // > 0: scores s -> softcap * tanh(s / softcap) before masking (Gemma 2)
   int64_t window = 0;  // > 0: query i sees keys j with i - j < window only (sliding window)
+  // Relative position bias (T5): score (i, j) of query head h gets rel_bias[j - i + span - 1, h]
+  // added (before any soft-cap). rel_bias is [2 * span - 1, Hq] in the activation dtype, span at
+  // least the longest sequence. In the backward, *d_rel_bias (same shape) is overwritten with
+  // dL/d(rel_bias): the sum of dL/d(score) over every (i, j, h) that read the entry.
+  const Tensor* rel_bias = nullptr;
+  Tensor* d_rel_bias = nullptr;
 };
+
+// Every backend's check of AttentionMods::rel_bias against q [T, Hq, D] and the sequences.
+inline void check_rel_bias(const AttentionMods& m, const Tensor& q, const std::vector<int32_t>& cu_seqlens,
+                           const std::string& who) {
+  if (!m.rel_bias) return;
+  const Tensor& r = *m.rel_bias;
+  int32_t longest = 0;
+  for (size_t b = 0; b + 1 < cu_seqlens.size(); b++) longest = std::max(longest, cu_seqlens[b + 1] - cu_seqlens[b]);
+  if (r.ndim() != 2 || r.dim(0) % 2 == 0 || r.dim(1) != q.dim(1) || (r.dim(0) + 1) / 2 < longest || r.dtype != q.dtype)
+    throw Error(who + ": rel_bias " + r.shape_str() + " must be [2 * span - 1, " + std::to_string(q.dim(1)) +
+                "] with span >= the longest sequence (" + std::to_string(longest) + ") in q's dtype");
+  if (m.d_rel_bias && (m.d_rel_bias->shape != r.shape || m.d_rel_bias->dtype != r.dtype))
+    throw Error(who + ": d_rel_bias " + m.d_rel_bias->shape_str() + " must match rel_bias " + r.shape_str());
+}
 
 // Llama-3 style rope_scaling ("rope_type": "llama3"); factor == 0 means no scaling.
 struct RopeScaling {

@@ -9,7 +9,7 @@
 namespace lmdr {
 
 std::unique_ptr<Model> make_decoder(const ModelConfig& config, Backend* backend);  // decoder.cpp
-std::unique_ptr<Model> make_bert(const ModelConfig& config, Backend* backend);     // bert.cpp
+std::unique_ptr<Model> make_encoder(const ModelConfig& config, Backend* backend);  // encoder.cpp
 
 static void check_config(const ModelConfig& c) {
   auto positive = [](int64_t v, const char* what) {
@@ -38,18 +38,25 @@ static void check_config(const ModelConfig& c) {
       throw Error("model config: slidingLayers needs a positive slidingWindow");
     if (c.parallel_block && c.sandwich_norms) throw Error("model config: parallelBlock and sandwichNorms exclude each other");
     if (!(c.rope_theta > 0)) throw Error("model config: ropeTheta must be positive");
-  } else {
+  } else if (c.arch == ModelConfig::Arch::Bert) {
     positive(c.max_positions, "maxPositions");
     positive(c.type_vocab, "typeVocab");
     if (c.kv_heads != c.heads) throw Error("model config: bert needs kvHeads == heads");
+  } else {
+    if (c.kv_heads != c.heads) throw Error("model config: t5 needs kvHeads == heads");
+    positive(c.rel_buckets, "relBuckets");
+    positive(c.rel_max_distance, "relMaxDistance");
+    if (c.rel_buckets < 4) throw Error("model config: t5 relBuckets must be at least 4 (two halves with exact and log buckets)");
+    if (c.rel_max_distance <= c.rel_buckets / 4)
+      throw Error("model config: t5 relMaxDistance must exceed relBuckets / 4 (the exact range)");
   }
 }
 
 std::unique_ptr<Model> Model::load(const ModelConfig& config, const std::vector<TensorSource>& sources,
                                    Backend* backend) {
   check_config(config);
-  std::unique_ptr<Model> m = config.arch == ModelConfig::Arch::Bert ? make_bert(config, backend)
-                                                                    : make_decoder(config, backend);
+  std::unique_ptr<Model> m = config.arch == ModelConfig::Arch::Decoder ? make_decoder(config, backend)
+                                                                       : make_encoder(config, backend);
   m->load_weights(sources);
   return m;
 }

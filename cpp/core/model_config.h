@@ -10,7 +10,8 @@
 namespace lmdr {
 
 struct ModelConfig {
-  enum class Arch : uint8_t { Decoder, Bert };
+  // Decoder: decoder.cpp; Bert and T5: the encoder graph (encoder.cpp), the arch picks tensor names
+  enum class Arch : uint8_t { Decoder, Bert, T5 };
   Arch arch = Arch::Decoder;
   int64_t hidden = 0, layers = 0, heads = 0, kv_heads = 0, head_dim = 0, intermediate = 0, vocab = 0;
   double norm_eps = 1e-6;
@@ -39,8 +40,11 @@ struct ModelConfig {
   int64_t sliding_window = 0;   // with sliding_layers: the layers that attend within a window
   std::vector<uint8_t> sliding_layers;  // empty = none; else one flag per layer
   bool tie_word_embeddings = false;     // LM head = embed_tokens
-  // bert
+  // encoders: bert's absolute positions; t5's pre-norm blocks and relative position bias
   int64_t max_positions = 0, type_vocab = 0;
+  bool pre_norm = false;          // h + f(norm(h)) and a final norm (t5); else norm(h + f(h)) (bert)
+  int64_t rel_buckets = 0;        // t5 relative_attention_num_buckets (bidirectional)
+  int64_t rel_max_distance = 0;   // t5 relative_attention_max_distance
 };
 
 // One tensor inside a safetensors file (byte offset absolute in the file).

@@ -2,7 +2,9 @@
 // q[T,Hq,D], k/v[T,Hkv,D]; query head h reads kv head h / (Hq/Hkv); sequence b owns rows
 // cu[b]..cu[b+1]. Scores s_ij = scale * q_i.k_j, j <= i when causal; with AttentionMods,
 // s_ij -> c tanh(s_ij / c) (soft-capping, Gemma 2) and only keys with i - j < window are seen
-// (sliding window; HF masks kv_idx <= q_idx - sliding_window).
+// (sliding window; HF masks kv_idx <= q_idx - sliding_window); a relative position bias
+// (T5) adds rel_bias[j - i + span - 1, h] to s_ij before the cap, and the backward sums ds_ij
+// into its gradient per sequence and split, reduced in a fixed order (no atomics).
 //
 // Forward: flash-style. A task is (sequence, head, block of kQ query rows); it streams key
 // blocks of kK rows, keeping a running max m_i, a running sum l_i (double) and an output
@@ -166,7 +168,18 @@ template <typename T> struct Shapes {
   T scale;
   T softcap;       // 0 = none
   int64_t window;  // 0 = none
+  const T* rel_bias = nullptr;      // [2 * span - 1, Hq] or none
+  int64_t span = 0;
+  T* dbias_parts = nullptr;         // backward: [splits][rel_total][Hq], sequence b's rows at rel_off[b]
+  const int64_t* rel_off = nullptr;
+  int64_t rel_total = 0;
 };
+
+// s[j] += rel_bias[j0 + j - qi + span - 1, h] for the n keys of a block (query qi, head h)
+template <typename T> LMDR_INLINE void add_rel_bias(T* s, int64_t n, const Shapes<T>& sh, int64_t qi, int64_t j0, int64_t h) {
+  const T* rb = sh.rel_bias + ((j0 - qi + sh.span - 1) * sh.Hq + h);
+  for (int64_t j = 0; j < n; j++) s[j] += rb[j * sh.Hq];
+}
 
 // First key (relative to block start j0) that query `qi` may see: the sliding window's edge.
 template <typename T> LMDR_INLINE int64_t first_visible(const Shapes<T>& sh, int64_t qi, int64_t j0) {
@@ -215,6 +228,7 @@ LMDR_INLINE void forward_tasks(T* out, T* lse, const T* q, const T* k, const T* 
           std::fill(si, si + kK, T(0));
           continue;
         }
+        if (sh.rel_bias) add_rel_bias(si, nk, sh, q0 + i, j0, h);
         if (sh.softcap > 0) softcap_row(si, nk, sh.softcap, static_cast<T*>(nullptr));
         for (int64_t j = 0; j < first; j++) si[j] = neg_inf;
         for (int64_t j = limit; j < kK; j++) si[j] = neg_inf;
@@ -293,13 +307,19 @@ LMDR_INLINE void backward_tasks(T* dq, T* dk, T* dv, const T* dout, const T* q, 
             const T li = lse[(row0 + i0 + i) * Hq + h], di = delta[g * L + i0 + i];
             T* __restrict si = s.data() + i * kK;
             T* __restrict dpi = dp.data() + i * kK;
+            if (sh.rel_bias) add_rel_bias(si, nk, sh, i0 + i, j0, h);
             if (sh.softcap > 0) softcap_row(si, nk, sh.softcap, dcap.data());
             for (int64_t j = 0; j < first; j++) si[j] = -std::numeric_limits<T>::infinity();
             for (int64_t j = limit; j < kK; j++) si[j] = -std::numeric_limits<T>::infinity();
             exp_row<T, VB>(si, li);  // p_ij (0 where masked)
-            for (int64_t j = 0; j < kK; j++) dpi[j] = si[j] * (dpi[j] - di) * sc;  // scale * ds_ij
+            for (int64_t j = 0; j < kK; j++) dpi[j] = si[j] * (dpi[j] - di);  // ds_ij
             if (sh.softcap > 0)  // through the cap: d(c tanh(s/c))/ds = 1 - tanh^2
               for (int64_t j = 0; j < nk; j++) dpi[j] *= dcap[j];
+            if (sh.dbias_parts) {  // d(rel_bias)[j - i + L - 1, h] of this sequence and split += ds_ij
+              T* db = sh.dbias_parts + ((sp * sh.rel_total + sh.rel_off[b] + j0 - (i0 + i) + L - 1) * Hq + h);
+              for (int64_t j = 0; j < nk; j++) db[j * Hq] += dpi[j];
+            }
+            for (int64_t j = 0; j < kK; j++) dpi[j] *= sc;  // scale * ds_ij
           }
           // dv[nk, D] += P^T dout ; dk[nk, D] += dS^T q ; dq[nq, D] += dS k
           small_gemm<T, VB>(dvb.data(), D, nk, s.data(), 1, kK, gb, ldq, nq, D, T(1));
@@ -364,7 +384,11 @@ void attention_forward(T* out, T* lse, const T* q, const T* k, const T* v, int64
   for (int64_t b = 0; b < B; b++)
     for (int64_t h = 0; h < Hq; h++)
       for (int64_t q0 = 0; q0 < cu_seqlens[b + 1] - cu_seqlens[b]; q0 += kQ) tasks.push_back({b, h, q0});
-  const Shapes<T> sh{Hq, Hkv, D, &cu_seqlens, causal, T(scale), T(mods.softcap), mods.window};
+  Shapes<T> sh{Hq, Hkv, D, &cu_seqlens, causal, T(scale), T(mods.softcap), mods.window};
+  if (mods.rel_bias) {
+    sh.rel_bias = mods.rel_bias->ptr<T>();
+    sh.span = (mods.rel_bias->dim(0) + 1) / 2;
+  }
   auto fn = pick(Variants<T>::fwd);
   parallel_for(int64_t(tasks.size()), 1, [&](int64_t t0, int64_t t1) {
     fn(out, lse, q, k, v, sh, tasks.data(), t0, t1);
@@ -377,17 +401,44 @@ void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* q, const T*
                         const std::vector<int32_t>& cu_seqlens, bool causal, double scale,
                         const AttentionMods& mods) {
   const int64_t B = int64_t(cu_seqlens.size()) - 1, T_total = cu_seqlens.empty() ? 0 : cu_seqlens.back();
-  const Shapes<T> sh{Hq, Hkv, D, &cu_seqlens, causal, T(scale), T(mods.softcap), mods.window};
+  Shapes<T> sh{Hq, Hkv, D, &cu_seqlens, causal, T(scale), T(mods.softcap), mods.window};
+  if (mods.rel_bias) {
+    sh.rel_bias = mods.rel_bias->ptr<T>();
+    sh.span = (mods.rel_bias->dim(0) + 1) / 2;
+  }
   // Few (sequence, kv head) pairs for many threads: split key ranges too, at most 8 ways and
   // with at most ~64 MB of dq partials.
   const int64_t want = (2 * num_threads() + B * Hkv - 1) / std::max<int64_t>(B * Hkv, 1);
   const int64_t fit = int64_t(64 << 20) / std::max<int64_t>(T_total * Hq * D * int64_t(sizeof(T)), 1);
   const int64_t splits = std::clamp<int64_t>(std::min(want, fit), 1, 8);
   std::vector<T> dq_parts(splits > 1 ? size_t(splits * T_total * Hq * D) : 0);
+  // the relative bias gradient: sequence b's 2 L_b - 1 relative positions per split, summed below
+  std::vector<int64_t> rel_off(size_t(std::max<int64_t>(B, 0)));
+  std::vector<T> dbias_parts;
+  if (mods.rel_bias && mods.d_rel_bias) {
+    for (int64_t b = 0; b < B; b++) {
+      rel_off[b] = sh.rel_total;
+      sh.rel_total += 2 * int64_t(cu_seqlens[b + 1] - cu_seqlens[b]) - 1;
+    }
+    dbias_parts.assign(size_t(splits * sh.rel_total * Hq), T(0));
+    sh.dbias_parts = dbias_parts.data();
+    sh.rel_off = rel_off.data();
+  }
   auto fn = pick(Variants<T>::bwd);
   parallel_for(B * Hkv * splits, 1, [&](int64_t t0, int64_t t1) {
     fn(dq, dk, dv, dout, q, k, v, out, lse, sh, splits, dq_parts.data(), t0, t1);
   });
+  if (sh.dbias_parts) {  // d_rel_bias[d + span - 1, h] = sum over sequences (in order) and splits
+    T* db = mods.d_rel_bias->ptr<T>();
+    std::fill_n(db, mods.d_rel_bias->numel(), T(0));
+    for (int64_t b = 0; b < B; b++) {
+      const int64_t L = cu_seqlens[b + 1] - cu_seqlens[b];
+      for (int64_t sp = 0; sp < splits; sp++)
+        for (int64_t r = 0; r < 2 * L - 1; r++)
+          for (int64_t h = 0; h < Hq; h++)
+            db[(r - (L - 1) + sh.span - 1) * Hq + h] += dbias_parts[size_t((sp * sh.rel_total + rel_off[b] + r) * Hq + h)];
+    }
+  }
   if (splits == 1) return;
   const int64_t n = T_total * Hq * D;
   parallel_for(n, 1 << 14, [&](int64_t b0, int64_t b1) {

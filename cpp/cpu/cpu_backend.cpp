@@ -132,6 +132,7 @@ template <typename T> class CpuBackend final : public Backend {
                          const Tensor& v, const std::vector<int32_t>& cu_seqlens, bool causal,
                          double scale, const AttentionMods& mods) override {
     check_heads(q, k);
+    check_rel_bias(mods, q, cu_seqlens, name() + ": attention_forward");
     cpu::attention_forward(p(out, "out"), p(lse, "lse"), p(q, "q"), p(k, "k"), p(v, "v"), q.dim(1),
                            k.dim(1), q.dim(2), cu_seqlens, causal, scale, mods);
   }
@@ -140,6 +141,7 @@ template <typename T> class CpuBackend final : public Backend {
                           const std::vector<int32_t>& cu_seqlens, bool causal,
                           double scale, const AttentionMods& mods) override {
     check_heads(q, k);
+    check_rel_bias(mods, q, cu_seqlens, name() + ": attention_backward");
     cpu::attention_backward(p(dq, "dq"), p(dk, "dk"), p(dv, "dv"), p(dout, "dout"), p(q, "q"),
                             p(k, "k"), p(v, "v"), p(out, "out"), p(lse, "lse"), q.dim(1), k.dim(1),
                             q.dim(2), cu_seqlens, causal, scale, mods);

@@ -84,13 +84,22 @@ std::vector<double> float_values(Napi::Env env, const Napi::Value& v, const std:
   throw Napi::TypeError::New(env, what + " must be a Float32Array or Float64Array");
 }
 
+Activation parse_activation(Napi::Env env, const std::string& act) {
+  if (act == "silu") return Activation::Silu;
+  if (act == "gelu") return Activation::Gelu;
+  if (act == "gelu_tanh") return Activation::GeluTanh;
+  if (act == "relu") return Activation::Relu;
+  throw Napi::TypeError::New(env, "config.activation must be 'silu', 'gelu', 'gelu_tanh' or 'relu', got '" + act + "'");
+}
+
 ModelConfig parse_config(Napi::Env env, const Napi::Object& o) {
   const std::string w = "config";
   ModelConfig c;
   const std::string arch = string_field(env, o, "arch", w);
   if (arch == "decoder") c.arch = ModelConfig::Arch::Decoder;
   else if (arch == "bert") c.arch = ModelConfig::Arch::Bert;
-  else throw Napi::TypeError::New(env, "config.arch must be 'decoder' or 'bert', got '" + arch + "'");
+  else if (arch == "t5") c.arch = ModelConfig::Arch::T5;
+  else throw Napi::TypeError::New(env, "config.arch must be 'decoder', 'bert' or 't5', got '" + arch + "'");
   c.hidden = int_field(env, o, "hidden", w);
   c.layers = int_field(env, o, "layers", w);
   c.heads = int_field(env, o, "heads", w);
@@ -125,12 +134,7 @@ ModelConfig parse_config(Napi::Env env, const Napi::Object& o) {
     c.fused_qkv = bool_field(env, o, "fusedQkv", w, false, false);
     c.gated_mlp = bool_field(env, o, "gatedMlp", w, true, false);
     c.fused_gate_up = bool_field(env, o, "fusedGateUp", w, false, false);
-    const std::string act = opt_string("activation", "silu");
-    if (act == "silu") c.act = Activation::Silu;
-    else if (act == "gelu") c.act = Activation::Gelu;
-    else if (act == "gelu_tanh") c.act = Activation::GeluTanh;
-    else if (act == "relu") c.act = Activation::Relu;
-    else throw Napi::TypeError::New(env, "config.activation must be 'silu', 'gelu', 'gelu_tanh' or 'relu', got '" + act + "'");
+    c.act = parse_activation(env, opt_string("activation", "silu"));
     c.embed_scale = opt_number("embedScale", 0);
     c.attn_scale = opt_number("attnScale", 0);
     c.attn_softcap = opt_number("attnSoftcap", 0);
@@ -155,9 +159,23 @@ ModelConfig parse_config(Napi::Env env, const Napi::Object& o) {
       if (!(c.rope_scaling.factor > 0) || !(c.rope_scaling.high_freq_factor > c.rope_scaling.low_freq_factor))
         throw Napi::TypeError::New(env, "config.ropeScaling: factor must be positive and highFreqFactor > lowFreqFactor");
     }
-  } else {
+  } else if (c.arch == ModelConfig::Arch::Bert) {
+    // the encoder description of BERT: post-norm LayerNorm blocks, biases, erf-GELU MLP
     c.max_positions = int_field(env, o, "maxPositions", w);
     c.type_vocab = int_field(env, o, "typeVocab", w);
+    c.norm = ModelConfig::Norm::Layer;
+    c.qkv_bias = c.o_bias = c.mlp_bias = true;
+    c.gated_mlp = false;
+    c.act = Activation::Gelu;
+  } else {
+    // T5: pre-norm RMS blocks without biases, unscaled attention with a relative position bias
+    c.norm = ModelConfig::Norm::Rms;
+    c.pre_norm = true;
+    c.gated_mlp = bool_field(env, o, "gatedMlp", w, false, false);
+    c.act = parse_activation(env, string_field(env, o, "activation", w));
+    c.attn_scale = 1;
+    c.rel_buckets = int_field(env, o, "relBuckets", w);
+    c.rel_max_distance = int_field(env, o, "relMaxDistance", w);
   }
   return c;
 }

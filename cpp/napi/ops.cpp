@@ -214,6 +214,13 @@ void run(Backend* be, const std::string& op, OpCall& c) {
     AttentionMods mods;
     mods.softcap = c.number_or("softcap", 0);
     mods.window = int64_t(c.number_or("window", 0));
+    // relative position bias (T5): relBias [2 * span - 1, Hq]; the backward returns dRelBias
+    Tensor rel, drel;
+    const int64_t span = c.has("relBias") ? c.dim("span") : 0;
+    if (span > 0) {
+      rel = c.in("relBias", {2 * span - 1, Hq});
+      mods.rel_bias = &rel;
+    }
     if (op == "attention_forward") {
       Tensor o = c.out({T, Hq, D}), lse = c.out({T, Hq});
       be->attention_forward(o, lse, q, k, v, cu, causal, scale, mods);
@@ -222,10 +229,15 @@ void run(Backend* be, const std::string& op, OpCall& c) {
     } else {
       Tensor dout = c.in("dout", {T, Hq, D}), o = c.in("out", {T, Hq, D}), lse = c.in("lse", {T, Hq});
       Tensor dq = c.out({T, Hq, D}), dk = c.out({T, Hkv, D}), dv = c.out({T, Hkv, D});
+      if (span > 0) {
+        drel = c.out({2 * span - 1, Hq});
+        mods.d_rel_bias = &drel;
+      }
       be->attention_backward(dq, dk, dv, dout, q, k, v, o, lse, cu, causal, scale, mods);
       c.result("dq", dq);
       c.result("dk", dk);
       c.result("dv", dv);
+      if (span > 0) c.result("dRelBias", drel);
     }
   } else if (op == "swiglu_forward") {
     int64_t n = c.dim("n");

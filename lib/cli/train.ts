@@ -20,8 +20,10 @@ a plain HF model dir with --full), OUTPUT/checkpoint-<step>/, OUTPUT/train_log.j
   --lora-r N                LoRA rank (${TRAIN_DEFAULTS.loraR})
   --lora-alpha A            LoRA alpha; scale alpha/r (${TRAIN_DEFAULTS.loraAlpha})
   --lora-dropout P          dropout on the LoRA input (${TRAIN_DEFAULTS.loraDropout})
-  --lora-targets LIST       module names (decoders: q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj;
-                            bert: query,key,value,dense)
+  --lora-targets LIST       module names; default per model_type: qwen2, qwen3, llama, mistral, gemma,
+                            gemma2: q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj;
+                            phi: q_proj,k_proj,v_proj,dense,fc1,fc2; phi3: qkv_proj,o_proj,gate_up_proj,down_proj;
+                            bert: query,key,value,dense; t5: q,k,v,o,wi,wo (gated: wi_0,wi_1 for wi)
   --full                    full fine-tuning of every weight, no LoRA
   --optimizer adamw|sgd     (${TRAIN_DEFAULTS.optimizer})
   --lr LR                   peak learning rate (${TRAIN_DEFAULTS.lr})

@@ -39,6 +39,30 @@ export function expectedTensors(info: ModelInfo): Map<string, number[]> {
     }
     return out;
   }
+  if (c.arch === 't5') {
+    // the encoder of T5EncoderModel / T5ForConditionalGeneration (cpp/core/encoder.cpp's names and order)
+    const H = c.hidden;
+    const A = c.heads * c.headDim;
+    const I = c.intermediate;
+    out.set('shared.weight', [c.vocab, H]);
+    for (let l = 0; l < c.layers; l++) {
+      const p = `encoder.block.${l}.layer`;
+      out.set(`${p}.0.layer_norm.weight`, [H]);
+      for (const m of ['q', 'k', 'v']) out.set(`${p}.0.SelfAttention.${m}.weight`, [A, H]);
+      out.set(`${p}.0.SelfAttention.o.weight`, [H, A]);
+      if (l === 0) out.set(`${p}.0.SelfAttention.relative_attention_bias.weight`, [c.relBuckets!, c.heads]);
+      out.set(`${p}.1.layer_norm.weight`, [H]);
+      if (c.gatedMlp) {
+        out.set(`${p}.1.DenseReluDense.wi_0.weight`, [I, H]);
+        out.set(`${p}.1.DenseReluDense.wi_1.weight`, [I, H]);
+      } else {
+        out.set(`${p}.1.DenseReluDense.wi.weight`, [I, H]);
+      }
+      out.set(`${p}.1.DenseReluDense.wo.weight`, [H, I]);
+    }
+    out.set('encoder.final_layer_norm.weight', [H]);
+    return out;
+  }
   // The decoder description (cpp/core/decoder.cpp registers the same names in the same order).
   const H = c.hidden;
   const I = c.intermediate;
@@ -127,6 +151,8 @@ export function canonicalName(name: string, info: ModelInfo): string {
     const bare = name.startsWith('bert.') ? name.slice('bert.'.length) : name;
     return bare.replace(/\.LayerNorm\.gamma$/, '.LayerNorm.weight').replace(/\.LayerNorm\.beta$/, '.LayerNorm.bias');
   }
+  // T5: the word embeddings are "shared.weight"; a file may hold them (also or only) as the encoder's embed_tokens
+  if (info.native.arch === 't5') return name === 'encoder.embed_tokens.weight' ? 'shared.weight' : name;
   return name.startsWith('model.') ? name.slice('model.'.length) : name;
 }
 
@@ -166,6 +192,10 @@ export function loadCheckpoint(modelDir: string, info: ModelInfo): TensorSource[
       const canonical = canonicalName(name, info);
       if (!expected.has(canonical)) continue; // lm_head, pooler, cls.* heads, buffers
       const previous = found.get(canonical);
+      if (previous && canonical === 'shared.weight' && info.native.arch === 't5') {
+        if (name === 'shared.weight') found.set(canonical, { file: header, hfName: name }); // tied copies: prefer shared.weight
+        continue;
+      }
       if (previous) throw new UserError(`${file}: tensor "${name}" duplicates "${previous.hfName}" in ${previous.file.file}`);
       found.set(canonical, { file: header, hfName: name });
     }

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { UserError } from '../errors.ts';
 import type { ModelConfigNative, PoolingMode } from '../native.ts';
 
-export const supportedModelTypes = ['qwen2', 'llama', 'mistral', 'bert', 'qwen3', 'gemma', 'gemma2', 'phi', 'phi3'] as const;
+export const supportedModelTypes = ['qwen2', 'llama', 'mistral', 'bert', 'qwen3', 'gemma', 'gemma2', 'phi', 'phi3', 't5'] as const;
 export type ModelType = (typeof supportedModelTypes)[number];
 
 /** Default LoRA targets (Hugging Face module names, PEFT target_modules): the attention and MLP linears. */
@@ -19,6 +19,7 @@ export const defaultLoraTargets: Record<ModelType, string[]> = {
   phi: ['q_proj', 'k_proj', 'v_proj', 'dense', 'fc1', 'fc2'],
   phi3: ['qkv_proj', 'o_proj', 'gate_up_proj', 'down_proj'],
   bert: ['query', 'key', 'value', 'dense'],
+  t5: ['q', 'k', 'v', 'o', 'wi', 'wo'], // gated feed-forward: wi_0, wi_1 (parseModelConfig)
 };
 
 export interface ModelInfo {
@@ -72,6 +73,7 @@ export function parseModelConfig(c: Record<string, unknown>, file: string): Mode
     throw fail(`unsupported model_type ${JSON.stringify(c.model_type)} (supported: ${supportedModelTypes.join(', ')})`);
   }
   const modelType = c.model_type as ModelType;
+  if (modelType === 't5') return parseT5Config(c, fail, int, num);
   const hidden = int('hidden_size');
   const heads = int('num_attention_heads');
   const layers = int('num_hidden_layers');
@@ -167,6 +169,50 @@ export function parseModelConfig(c: Record<string, unknown>, file: string): Mode
     tieWordEmbeddings: tie === true,
     loraTargets: defaultLoraTargets[modelType],
     embedScaleFromCheckpoint: isGemma,
+  };
+}
+
+/**
+ * T5 encoders (T5EncoderModel, or the encoder of T5ForConditionalGeneration), read like
+ * transformers' T5Config: d_model, d_kv, d_ff, num_heads, num_layers, layer_norm_epsilon,
+ * relative_attention_num_buckets / _max_distance, and feed_forward_proj "[gated-]ACT" ("gated-gelu"
+ * means gelu_new, the tanh GELU).
+ */
+function parseT5Config(c: Record<string, unknown>, fail: (what: string) => UserError, int: (key: string, fallback?: number) => number,
+  num: (key: string, fallback?: number) => number): ModelInfo {
+  const proj = c.feed_forward_proj ?? 'relu';
+  const parts = typeof proj === 'string' ? proj.split('-') : [];
+  const gated = parts.length === 2 && parts[0] === 'gated';
+  if (!(parts.length === 1 || gated)) throw fail(`feed_forward_proj ${JSON.stringify(proj)} is not supported (expected "ACT" or "gated-ACT", e.g. "relu", "gated-gelu")`);
+  const actName = proj === 'gated-gelu' ? 'gelu_new' : parts[parts.length - 1];
+  const acts: Record<string, NonNullable<ModelConfigNative['activation']>> = {
+    relu: 'relu', gelu: 'gelu', gelu_new: 'gelu_tanh', gelu_pytorch_tanh: 'gelu_tanh', silu: 'silu', swish: 'silu',
+  };
+  const activation = acts[actName];
+  if (!activation) throw fail(`feed_forward_proj ${JSON.stringify(proj)}: activation ${JSON.stringify(actName)} is not supported (supported: ${Object.keys(acts).map((n) => JSON.stringify(n)).join(', ')})`);
+  if (c.is_decoder === true) throw fail('"is_decoder": true: lmdr loads T5 encoders only');
+  const heads = int('num_heads', 8);
+  const relBuckets = int('relative_attention_num_buckets', 32);
+  const relMaxDistance = int('relative_attention_max_distance', 128);
+  if (relBuckets < 4 || relMaxDistance <= relBuckets / 4) {
+    throw fail(`relative_attention_num_buckets ${relBuckets} / relative_attention_max_distance ${relMaxDistance}: need at least 4 buckets and a max distance above buckets / 4`);
+  }
+  const vocab = int('vocab_size', 32128);
+  const eos = c.eos_token_id ?? 1;
+  return {
+    modelType: 't5',
+    native: {
+      arch: 't5', hidden: int('d_model', 512), layers: int('num_layers', 6), heads, kvHeads: heads, headDim: int('d_kv', 64),
+      intermediate: int('d_ff', 2048), vocab, normEps: num('layer_norm_epsilon', 1e-6), ropeTheta: 0, ropeScaling: null,
+      qkvBias: false, maxPositions: 0, typeVocab: 0, gatedMlp: gated, activation, relBuckets, relMaxDistance,
+    },
+    defaultPooling: 'mean', // sentence-T5 / GTR: mean of the encoder's last hidden states
+    eosTokenId: Number.isSafeInteger(eos) && (eos as number) >= 0 && (eos as number) < vocab ? (eos as number) : null,
+    maxSequence: null, // relative positions: any length
+    slidingWindow: null,
+    tieWordEmbeddings: false,
+    loraTargets: gated ? ['q', 'k', 'v', 'o', 'wi_0', 'wi_1', 'wo'] : defaultLoraTargets.t5,
+    embedScaleFromCheckpoint: false,
   };
 }
 

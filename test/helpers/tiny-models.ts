@@ -7,7 +7,7 @@ import { writeSafetensors, type TensorToWrite } from '../../lib/model/safetensor
 import { normalRng } from './rng.ts';
 import { tempDir } from './tmp.ts';
 
-export type TinyArch = 'qwen2' | 'llama' | 'mistral' | 'bert' | 'qwen3' | 'gemma' | 'gemma2' | 'phi' | 'phi3';
+export type TinyArch = 'qwen2' | 'llama' | 'mistral' | 'bert' | 'qwen3' | 'gemma' | 'gemma2' | 'phi' | 'phi3' | 't5';
 
 export interface TinyModelOptions {
   arch: TinyArch;
@@ -36,6 +36,12 @@ export interface TinyModelOptions {
   finalSoftcap?: number; // 1.5
   slidingWindow?: number; // 4
   partialRotaryFactor?: number; // phi: 0.5
+  /** t5: feed_forward_proj (default "relu"; "gated-gelu" for T5 v1.1 / sentence-T5) */
+  feedForwardProj?: string;
+  /** t5: saved like T5ForConditionalGeneration (a decoder and lm_head in the file), else like T5EncoderModel */
+  t5Conditional?: boolean;
+  relBuckets?: number; // t5: 8 (small so the log buckets and the clamp are reached)
+  relMaxDistance?: number; // t5: 12
 }
 
 /** Words of the tiny tokenizer; test texts are drawn from them. */
@@ -55,6 +61,7 @@ const decoderSpecial: Record<Exclude<TinyArch, 'bert'>, string[]> = {
   llama: ['<s>', '</s>'],
   mistral: ['<s>', '</s>'],
   qwen3: ['<|endoftext|>', '<|im_start|>', '<|im_end|>'],
+  t5: ['<pad>', '</s>'],
   gemma: ['<s>', '</s>'],
   gemma2: ['<s>', '</s>'],
   phi: ['<s>', '</s>'],
@@ -76,7 +83,7 @@ export function makeTinyModel(opts: TinyModelOptions): string {
   const s: Sizes = {
     hidden, heads,
     layers: opts.layers ?? 2,
-    kvHeads: opts.arch === 'bert' ? heads : (opts.kvHeads ?? 2),
+    kvHeads: opts.arch === 'bert' || opts.arch === 't5' ? heads : (opts.kvHeads ?? 2),
     headDim: opts.headDim ?? (opts.arch === 'gemma' || opts.arch === 'gemma2' ? 16 : hidden / heads),
     intermediate: opts.intermediate ?? 64,
     vocab: opts.vocab ?? 100,
@@ -87,12 +94,13 @@ export function makeTinyModel(opts: TinyModelOptions): string {
     throw new Error(`makeTinyModel: vocab ${s.vocab} is smaller than the tiny tokenizer (${vocabTokens.length})`);
   }
   const dtype = opts.dtype ?? 'F32';
-  const config = opts.arch === 'bert' ? bertConfig(s, dtype) : decoderConfig(opts, s, dtype);
+  const config = opts.arch === 'bert' ? bertConfig(s, dtype) : opts.arch === 't5' ? t5Config(opts, s, dtype) : decoderConfig(opts, s, dtype);
   writeJson(path.join(dir, 'config.json'), config);
 
   const rand = normalRng(opts.seed ?? 1);
   const tensors = opts.arch === 'bert'
     ? bertTensors(s, rand, opts.bertPrefix ?? false)
+    : opts.arch === 't5' ? t5Tensors(opts, s, rand)
     : decoderTensors(opts.arch, s, rand, opts.tieWordEmbeddings ?? (opts.arch === 'gemma' || opts.arch === 'gemma2'));
   const withDtype: TensorToWrite[] = tensors.map((t) => ({ ...t, dtype }));
   if (opts.sharded) {
@@ -221,6 +229,55 @@ function decoderConfig(opts: TinyModelOptions, s: Sizes, dtype: keyof typeof tor
     tie_word_embeddings: tie, torch_dtype: torchDtype[dtype], transformers_version: '4.46.3',
     use_cache: true, vocab_size: s.vocab,
   };
+}
+
+function t5Config(opts: TinyModelOptions, s: Sizes, dtype: keyof typeof torchDtype): Record<string, unknown> {
+  const proj = opts.feedForwardProj ?? 'relu';
+  const gated = proj.startsWith('gated-');
+  return {
+    architectures: [opts.t5Conditional ? 'T5ForConditionalGeneration' : 'T5EncoderModel'], classifier_dropout: 0.0,
+    d_ff: s.intermediate, d_kv: s.headDim, d_model: s.hidden, decoder_start_token_id: 0,
+    dense_act_fn: proj === 'gated-gelu' ? 'gelu_new' : proj.split('-').pop(), dropout_rate: 0.1, eos_token_id: 1,
+    feed_forward_proj: proj, initializer_factor: 1.0, is_encoder_decoder: !!opts.t5Conditional, is_gated_act: gated,
+    layer_norm_epsilon: 1e-6, model_type: 't5', num_decoder_layers: 1, num_heads: s.heads, num_layers: s.layers,
+    pad_token_id: 0, relative_attention_max_distance: opts.relMaxDistance ?? 12,
+    relative_attention_num_buckets: opts.relBuckets ?? 8, tie_word_embeddings: !gated, torch_dtype: torchDtype[dtype],
+    transformers_version: '4.46.3', use_cache: true, vocab_size: s.vocab,
+  };
+}
+
+/** T5 weights under HF names: shared.weight, encoder.block.*, encoder.final_layer_norm (+ decoder.*, lm_head when conditional). */
+function t5Tensors(opts: TinyModelOptions, s: Sizes, rand: Rand): Raw[] {
+  const H = s.hidden, A = s.heads * s.headDim, I = s.intermediate;
+  const gated = (opts.feedForwardProj ?? 'relu').startsWith('gated-');
+  const buckets = opts.relBuckets ?? 8;
+  const t: Raw[] = [{ name: 'shared.weight', shape: [s.vocab, H], data: normal(rand, [s.vocab, H], 1) }];
+  const stack = (prefix: string, decoder: boolean) => {
+    for (let l = 0; l < s.layers; l++) {
+      const p = `${prefix}.block.${l}.layer`;
+      t.push(vector(rand, `${p}.0.layer_norm.weight`, H, 0.2, 1));
+      for (const m of ['q', 'k', 'v']) t.push(linear(rand, `${p}.0.SelfAttention.${m}.weight`, A, H));
+      t.push(linear(rand, `${p}.0.SelfAttention.o.weight`, H, A));
+      if (l === 0) t.push({ name: `${p}.0.SelfAttention.relative_attention_bias.weight`, shape: [buckets, s.heads], data: normal(rand, [buckets, s.heads], 1) });
+      const ff = decoder ? 2 : 1; // the decoder's cross-attention is layer 1
+      if (decoder) for (const m of ['q', 'k', 'v', 'o']) t.push(linear(rand, `${p}.1.EncDecAttention.${m}.weight`, A, H));
+      t.push(vector(rand, `${p}.${ff}.layer_norm.weight`, H, 0.2, 1));
+      if (gated) {
+        t.push(linear(rand, `${p}.${ff}.DenseReluDense.wi_0.weight`, I, H));
+        t.push(linear(rand, `${p}.${ff}.DenseReluDense.wi_1.weight`, I, H));
+      } else {
+        t.push(linear(rand, `${p}.${ff}.DenseReluDense.wi.weight`, I, H));
+      }
+      t.push(linear(rand, `${p}.${ff}.DenseReluDense.wo.weight`, H, I));
+    }
+    t.push(vector(rand, `${prefix}.final_layer_norm.weight`, H, 0.2, 1));
+  };
+  stack('encoder', false);
+  if (opts.t5Conditional) {
+    stack('decoder', true);
+    t.push(linear(rand, 'lm_head.weight', s.vocab, H));
+  }
+  return t;
 }
 
 function bertConfig(s: Sizes, dtype: keyof typeof torchDtype): Record<string, unknown> {
@@ -397,8 +454,9 @@ function writeTokenizer(dir: string, arch: TinyArch): void {
     ],
     special_tokens: Object.fromEntries([...pre, ...post].map((t) => [t, { id: t, ids: [id(t)], tokens: [t] }])),
   });
-  // qwen2 adds no special tokens; llama/mistral prepend BOS; bert wraps in [CLS] ... [SEP].
+  // qwen2 adds no special tokens; llama/mistral prepend BOS; bert wraps in [CLS] ... [SEP]; t5 appends </s>.
   const postProcessor = arch === 'bert' ? template(['[CLS]'], ['[SEP]'])
+    : arch === 't5' ? template([], ['</s>']) // T5 appends </s>
     : arch === 'qwen2' || arch === 'qwen3' ? null : template(['<s>'], []);
   const tokenizer = {
     version: '1.0',

@@ -2,9 +2,11 @@
 // references and backward against central finite differences on cpu-f64, then the float32
 // backend against float64: tanh-GELU / ReLU / gated activations (Phi, Gemma), RMSNorm with
 // Gemma's (1 + w), partial rotary (Phi), attention soft-capping and sliding windows (Gemma 2),
-// column copies (Phi-3's fused projections) and the LM head's vocabulary blocks.
+// column copies (Phi-3's fused projections), the LM head's vocabulary blocks and T5's relative
+// position bias in attention (and its gradient).
 import { attention as refAttention, gelu, geluTanh, rmsnorm, silu } from '../reference/math.ts';
 import { ropeInverseFrequencies } from '../reference/rope.ts';
+import { expect } from 'chai';
 import { dot, expectClose, finiteDiff, forwardDevices, randn, runOp } from './harness.ts';
 import * as ref from './reference.ts';
 
@@ -25,12 +27,14 @@ const acts: Record<string, (x: number) => number> = { silu, gelu, gelu_tanh: gel
 
 /** Attention of packed sequences through the float64 reference model's attention, one sequence at a time. */
 function packedAttention(q: Float64Array, k: Float64Array, v: Float64Array, lens: Int32Array, Hq: number, Hkv: number, D: number,
-  causal: boolean, opts: { scale: number; softcap?: number; window?: number }): Float64Array {
+  causal: boolean, opts: { scale: number; softcap?: number; window?: number; relBias?: Float64Array; span?: number }): Float64Array {
   const out = new Float64Array(q.length);
+  const { relBias, span } = opts;
+  const bias = relBias ? (h: number, i: number, j: number) => relBias[(j - i + span! - 1) * Hq + h] : undefined;
   for (let b = 0; b + 1 < lens.length; b++) {
     const s = lens[b], L = lens[b + 1] - s;
     const o = refAttention(q.slice(s * Hq * D, (s + L) * Hq * D), k.slice(s * Hkv * D, (s + L) * Hkv * D),
-      v.slice(s * Hkv * D, (s + L) * Hkv * D), L, Hq, Hkv, D, causal, opts);
+      v.slice(s * Hkv * D, (s + L) * Hkv * D), L, Hq, Hkv, D, causal, { scale: opts.scale, softcap: opts.softcap, window: opts.window, bias });
     out.set(o, s * Hq * D);
   }
   return out;
@@ -82,6 +86,22 @@ for (const { device, tol } of forwardDevices) {
         }
       });
     }
+
+    it('attention with a relative position bias (T5): rel_bias[j - i + span - 1, h] added to every score', () => {
+      const Hq = 4, Hkv = 2, D = 8;
+      // span 80 > the longest sequence (71): entries past it are never read
+      for (const [lens, span] of [[cu, 7], [Int32Array.from([0, 71, 141]), 80]] as const) {
+        const n = lens[lens.length - 1];
+        const q = randn(n * Hq * D, 12, 1), k = randn(n * Hkv * D, 13, 1), v = randn(n * Hkv * D, 14);
+        const relBias = randn((2 * span - 1) * Hq, 15, 2);
+        for (const causal of [false, true])
+          for (const mods of [{}, { softcap: 2 }] as Record<string, number>[]) {
+            const r = runOp(device, 'attention_forward', { Hq, Hkv, D, q, k, v, cuSeqlens: lens, causal, scale: 1, relBias, span, ...mods });
+            expectClose(r.out, packedAttention(q, k, v, lens, Hq, Hkv, D, causal, { scale: 1, relBias, span, ...mods }), tol,
+              `attention + rel bias, span ${span}, causal ${causal} ${JSON.stringify(mods)}`);
+          }
+      }
+    });
 
     it('copy_columns moves a column block between row-major matrices', () => {
       const rows = 5, dstCols = 9, srcCols = 7;
@@ -153,6 +173,29 @@ describe('architecture ops backward (finite differences on cpu-f64, cpu vs cpu-f
     const back = runOp(F64, 'rope_backward', { heads, D, x: R, invFreq: inv, cuSeqlens: cu }).x;
     const fwd = () => runOp(F64, 'rope_forward', { heads, D, x, invFreq: inv, cuSeqlens: cu });
     expectClose(back, fd(fwd, 'x', R, x), FD_TOL, 'partial rope dx');
+  });
+
+  it('attention_backward with a relative position bias: dq, dk, dv and dRelBias (summed over every score that read an entry)', () => {
+    const Hq = 4, Hkv = 2, D = 4, span = 9; // longest sequence 7: the outer rows get no gradient
+    const q = randn(T * Hq * D, 34), k = randn(T * Hkv * D, 35), v = randn(T * Hkv * D, 36), R = randn(T * Hq * D, 37);
+    const relBias = randn((2 * span - 1) * Hq, 38);
+    for (const causal of [false, true]) {
+      const base = { Hq, Hkv, D, q, k, v, cuSeqlens: cu, causal, scale: 0.9, relBias, span };
+      const fwd = () => runOp(F64, 'attention_forward', base);
+      const { out, lse } = fwd();
+      const args = { ...base, dout: R, out, lse };
+      const got = runOp(F64, 'attention_backward', args);
+      expectClose(got.dq, fd(fwd, 'out', R, q), FD_TOL, `dq causal=${causal}`);
+      expectClose(got.dk, fd(fwd, 'out', R, k), FD_TOL, `dk causal=${causal}`);
+      expectClose(got.dv, fd(fwd, 'out', R, v), FD_TOL, `dv causal=${causal}`);
+      const want = fd(fwd, 'out', R, relBias);
+      expectClose(got.dRelBias, want, FD_TOL, `dRelBias causal=${causal}`);
+      for (let h = 0; h < Hq; h++) {
+        expect(got.dRelBias[h], `relative position -8 is never read (head ${h})`).to.equal(0);
+        expect(got.dRelBias[(2 * span - 2) * Hq + h], `relative position +8 is never read (head ${h})`).to.equal(0);
+      }
+      f32Agrees('attention_backward', args, ['dq', 'dk', 'dv', 'dRelBias']);
+    }
   });
 
   for (const causal of [true, false]) {

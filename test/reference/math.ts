@@ -70,6 +70,7 @@ export interface AttentionOptions {
   scale?: number; // default 1/sqrt(D)
   softcap?: number; // scores -> softcap * tanh(scores / softcap) (Gemma 2)
   window?: number; // sliding window
+  bias?: (h: number, i: number, j: number) => number; // added to score (i, j) of head h before any cap (T5)
 }
 
 /** The tanh approximation of GELU (HF "gelu_new", "gelu_pytorch_tanh"). */
@@ -99,7 +100,7 @@ export function attention(q: Float64Array, k: Float64Array, v: Float64Array, T: 
         }
         let s = 0;
         for (let d = 0; d < D; d++) s += q[(i * Hq + h) * D + d] * k[(j * Hkv + kh) * D + d];
-        scores[j] = s * scale;
+        scores[j] = s * scale + (opts.bias ? opts.bias(h, i, j) : 0);
         if (opts.softcap) scores[j] = opts.softcap * Math.tanh(scores[j] / opts.softcap);
         max = Math.max(max, scores[j]);
       }

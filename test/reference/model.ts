@@ -1,8 +1,8 @@
 // The float64 reference model: reads a Hugging Face model dir (config.json + safetensors,
 // single or sharded) on its own, independently of lib/model/config.ts and checkpoint.ts,
 // and runs one sequence at a time. Decoders (qwen2, llama incl. Llama-3 rope scaling,
-// mistral, qwen3, gemma, gemma2, phi, phi3, each written from its Hugging Face modeling file)
-// and BERT; the causal-LM head's log-probabilities. Only used by tests as an oracle.
+// mistral, qwen3, gemma, gemma2, phi, phi3, each written from its Hugging Face modeling file),
+// BERT and T5 encoders; the causal-LM head's log-probabilities. Only used by tests as an oracle.
 import fs from 'node:fs';
 import path from 'node:path';
 import { readSafetensorsHeader, readTensorValues } from '../../lib/model/safetensors.ts';
@@ -38,8 +38,12 @@ export class ReferenceModel {
     return this.config.model_type === 'bert';
   }
 
+  get isT5(): boolean {
+    return this.config.model_type === 't5';
+  }
+
   get hidden(): number {
-    return this.config.hidden_size;
+    return this.isT5 ? this.config.d_model : this.config.hidden_size;
   }
 
   private w(name: string): Float64Array {
@@ -50,6 +54,7 @@ export class ReferenceModel {
 
   /** Last hidden states [T, H] of one sequence (after the final norm for decoders). */
   hiddenStates(ids: number[]): Float64Array {
+    if (this.isT5) return this.t5Forward(ids);
     return this.isBert ? this.bertForward(ids) : this.decoderForward(ids);
   }
 
@@ -187,6 +192,66 @@ export class ReferenceModel {
       out[t] = logits[ids[t + 1]] - max - Math.log(sum);
     }
     return out;
+  }
+
+  /**
+   * transformers modeling_t5.py, the encoder stack: shared embeddings; per block
+   * h += o(attn(layer_norm(h))) with scores q.k (no 1/sqrt(d)) + position_bias, then
+   * h += wo(act(wi(layer_norm(h)))) (gated: act(wi_0) * wi_1); final_layer_norm. T5LayerNorm has
+   * no mean and no bias. position_bias comes from block 0's relative_attention_bias, bucketed by
+   * _relative_position_bucket(memory - context, bidirectional=True) in float32 as torch computes it.
+   */
+  private t5Forward(ids: number[]): Float64Array {
+    const c = this.config;
+    const H: number = c.d_model;
+    const heads: number = c.num_heads;
+    const D: number = c.d_kv;
+    const I: number = c.d_ff;
+    const eps: number = c.layer_norm_epsilon ?? 1e-6;
+    const T = ids.length;
+    const proj: string = c.feed_forward_proj ?? 'relu';
+    const gated = proj.startsWith('gated-');
+    const actName = proj === 'gated-gelu' ? 'gelu_new' : proj.split('-').pop()!;
+    const act = ({ relu: (x: number) => Math.max(x, 0), gelu, gelu_new: geluTanh } as Record<string, (x: number) => number>)[actName];
+    if (!act) throw new Error(`reference: t5 activation ${actName}`);
+    const numBuckets: number = c.relative_attention_num_buckets ?? 32;
+    const maxDistance: number = c.relative_attention_max_distance ?? 128;
+    const f = Math.fround;
+    const bucket = (relative: number) => {
+      const half = Math.floor(numBuckets / 2);
+      let b = relative > 0 ? half : 0;
+      const n = Math.abs(relative);
+      const maxExact = Math.floor(half / 2);
+      if (n < maxExact) return b + n;
+      const large = maxExact + Math.trunc(f(f(f(Math.log(f(n / maxExact))) / f(Math.log(maxDistance / maxExact))) * (half - maxExact)));
+      return b + Math.min(large, half - 1);
+    };
+    const table = this.w('encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight'); // [buckets, heads]
+    const bias = (h: number, i: number, j: number) => table[bucket(j - i) * heads + h];
+    const embed = this.w('shared.weight');
+    let h: Float64Array = new Float64Array(T * H);
+    ids.forEach((id, t) => h.set(embed.subarray(id * H, (id + 1) * H), t * H));
+    const norm = (x: Float64Array, name: string) => rmsnorm(x, T, H, this.w(`${name}.weight`), eps);
+    for (let l = 0; l < c.num_layers; l++) {
+      const p = `encoder.block.${l}.layer`;
+      const lin = (x: Float64Array, inDim: number, m: string, outDim: number) => linear(x, T, inDim, this.w(`${p}.${m}.weight`), outDim);
+      const x = norm(h, `${p}.0.layer_norm`);
+      const q = lin(x, H, '0.SelfAttention.q', heads * D);
+      const k = lin(x, H, '0.SelfAttention.k', heads * D);
+      const v = lin(x, H, '0.SelfAttention.v', heads * D);
+      const ctx = attention(q, k, v, T, heads, heads, D, false, { scale: 1, bias });
+      h = add(h, lin(ctx, heads * D, '0.SelfAttention.o', H));
+      const y = norm(h, `${p}.1.layer_norm`);
+      let ff: Float64Array;
+      if (gated) {
+        const up = lin(y, H, '1.DenseReluDense.wi_1', I);
+        ff = lin(y, H, '1.DenseReluDense.wi_0', I).map((g, i) => act(g) * up[i]);
+      } else {
+        ff = lin(y, H, '1.DenseReluDense.wi', I).map(act);
+      }
+      h = add(h, lin(ff, I, '1.DenseReluDense.wo', H));
+    }
+    return norm(h, 'encoder.final_layer_norm');
   }
 
   private bertForward(ids: number[]): Float64Array {
