@@ -116,7 +116,12 @@ async function readUnits(m: LmModel, o: ScoreFileOptions, tasks: TaskConfig | un
         if (id >= vocab) throw new UserError(`${where}: ${what} token id ${id} at position ${j} is outside the vocabulary (0..${vocab - 1})`);
       });
     const room = maxLength - target.length;
-    return { context: context.length > room ? context.slice(context.length - room) : context, target };
+    const cut = context.length > room ? context.slice(context.length - room) : context;
+    const window = m.config.slidingWindow;
+    if (window !== null && cut.length + target.length > window) {
+      throw new UserError(`${where}: ${cut.length + target.length} tokens exceed the model's sliding window ${window}, which lmdr does not implement; use ${name('maxLength')} ${window} or less`);
+    }
+    return { context: cut, target };
   };
   const units: Unit[] = [];
   for await (const { value, line } of readJsonLines(file, o.input !== undefined ? name('input') : name('data'), { replaceInvalidUtf8: o.replaceInvalidUtf8 })) {

@@ -251,7 +251,7 @@ async function trainLocked(backbone: TrainBackbone, o: ResolvedTrainOptions, nam
   const evaluations: ({ step: number } & Record<string, number>)[] = [];
   const evaluate = async (step: number) => {
     if (!evalLog) return;
-    const record = { step, ...(await backbone.evaluate(o.evalBeir!, o.evalSplit, o)) };
+    const record = { step, ...(await backbone.evaluate(o.evalBeir!, o.evalSplit, { ...o, queryInstruction: queryInstructions[0] })) };
     evalLog.append(record);
     evaluations.push(record);
   };

@@ -63,6 +63,16 @@ describe('lmdr score', function () {
     });
   }
 
+  it("a pair longer than the model's sliding window is an error naming the line", async () => {
+    const model = makeTinyModel({ arch: 'mistral', seed: 88, dir: tempDir() });
+    const cfg = JSON.parse(fs.readFileSync(path.join(model, 'config.json'), 'utf8'));
+    fs.writeFileSync(path.join(model, 'config.json'), JSON.stringify({ ...cfg, sliding_window: 4 }));
+    const input = writeJsonl(path.join(dir, 'window.jsonl'), [{ context_ids: [1, 2], target_ids: [3] }, { context_ids: [1, 2, 3, 4], target_ids: [5] }]);
+    const r = await lmdr(['score', '--model', model, '--input', input, '--output', path.join(dir, 'w.jsonl'), '--no-progress']);
+    expect(r.code).to.equal(1);
+    expect(r.stderr).to.equal(`lmdr score: ${input}:2: 5 tokens exceed the model's sliding window 4, which lmdr does not implement; use --max-length 4 or less\n`);
+  });
+
   it('batch invariance: any --batch-tokens gives the same scores (float32 CPU)', async () => {
     const model = makeTinyModel({ arch: 'qwen2', seed: 82, dir: tempDir() });
     const u = uniformRng(5);
