@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
 import { Engine } from '../../lib/engine.ts';
+import { parseTrainFlags } from '../../lib/cli/train.ts';
 import { engineBackbone } from '../../lib/train/backbone.ts';
 import { Sampler, toTrainRecord, type TrainRecord } from '../../lib/train/data.ts';
 import { readTrainLog } from '../../lib/train/log.ts';
@@ -227,6 +228,16 @@ describe('train: multi-task (issue 13)', function () {
         expect(rel).to.be.above(1e-3);
       });
     }
+  });
+
+  it('lmdr train maps the issue-13 flags onto the options', () => {
+    const { options } = parseTrainFlags(['--model', 'm', '--data', 'd', '--output', 'o', '--task-config', 'llm-embedder', '--mixed-batches',
+      '--distill', 'stable', '--contrastive-weight', '0.5', '--distill-weight', '2', '--teacher-temperature', '0.1', '--student-temperature', '3',
+      '--no-in-batch-negatives']);
+    expect(options).to.include({ taskConfig: 'llm-embedder', mixedBatches: true, distill: 'stable', contrastiveWeight: 0.5, distillWeight: 2,
+      teacherTemperature: 0.1, studentTemperature: 3, inBatchNegatives: false });
+    const plain = parseTrainFlags(['--model', 'm', '--data', 'd', '--output', 'o']).options;
+    expect([plain.taskConfig, plain.mixedBatches, plain.distill, plain.inBatchNegatives]).to.deep.equal([undefined, undefined, undefined, undefined]);
   });
 
   it('task configs: the llm-embedder preset carries the six tasks and their instructions; instruction files', () => {
