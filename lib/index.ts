@@ -5,6 +5,9 @@ export { Engine, Embeddings, type EncodeInput, type EncodeOptions, type Tokenize
 export type { TrainOptions } from './train/options.ts';
 export type { TrainSummary } from './train/trainer.ts';
 export type { StepRecord } from './train/log.ts';
+export { LLM_EMBEDDER_TASKS, readTaskConfig, type TaskConfig, type TaskSettings } from './train/task-config.ts';
+export type { ScoreFileOptions, ScoreFileSummary } from './lm/reward.ts';
+export type { ScorePair, TokenScore } from './lm/score.ts';
 export { applyAdapter, readAdapterConfig, writeAdapter, type AdapterConfig } from './adapters/peft.ts';
 export { writeMergedModel, type MergeOptions } from './merge.ts';
 export { evaluateRetrieval, type EvaluateRetrievalOptions, type RetrievalEvaluation } from './eval/evaluate.ts';
