@@ -41,6 +41,16 @@ const devices: { device: string; tol: number; gradTol: number; err: ErrorFn }[] 
   { device: gpuDevice, tol: 1e-2, gradTol: 2e-2, err: l2RelError },
 ];
 
+/**
+ * T5 on the GPU: its attention scores are not scaled by 1/sqrt(d), so bf16 rounding of q and k
+ * moves the softmax more than in other architectures. The float64 reference with every
+ * activation rounded to bf16 where the GPU stores one lands at 1.2-1.3% normwise error on the
+ * t5-gated fixture (0.6-0.8% on t5), so the bar there is 2e-2 instead of 1e-2.
+ */
+function bf16Tolerance(modelType: string, device: string, tol: number): number {
+  return device !== 'cpu' && modelType === 't5' ? 2e-2 : tol;
+}
+
 /** it() on device, or the visible pending/failing placeholder when that device is a GPU and none is usable. */
 function itOn(device: string, title: string, fn: () => Promise<void>): void {
   const reason = device === 'cpu' ? '' : noGpuReason();
@@ -141,6 +151,6 @@ describe('golden outputs from Hugging Face transformers and PEFT', function () {
     }
     for (const { device, tol, err } of devices)
       itOn(device, `${name} on ${device}: last hidden states and pooled embeddings`, () =>
-        checkModel(dir, golden as ModelGolden, device, tol, err));
+        checkModel(dir, golden as ModelGolden, device, bf16Tolerance(golden.model_type, device, tol), err));
   }
 });

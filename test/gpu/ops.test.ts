@@ -260,6 +260,24 @@ describeGpu('CUDA ops vs the CPU (float64) backend', function () {
         }
       });
 
+  // T5's relative position bias (scale 1): the SIMT kernels add rel_bias[j - i + span - 1, h];
+  // the backward's dRelBias sums dS over every score that read an entry (atomics on the GPU)
+  for (const causal of [false, true])
+    it(`architecture ops: attention with a relative position bias, forward + backward (dRelBias), ${causal ? 'causal' : 'bidirectional'}`, () => {
+      const [Hq, Hkv, D, span] = [4, 2, 16, 75];
+      const c = cu([37, 5, 70]);
+      const T = c[c.length - 1];
+      const seed = 170 + (causal ? 1 : 0);
+      const args: Record<string, OpArg> = {
+        cuSeqlens: c, Hq, Hkv, D, causal, scale: 1, span, relBias: rn((2 * span - 1) * Hq, seed + 4, 2),
+        q: rn(T * Hq * D, seed, 0.5), k: rn(T * Hkv * D, seed + 1, 0.5), v: rn(T * Hkv * D, seed + 2),
+      };
+      compare('attention_forward', args, 'attention_forward + rel bias');
+      const fwd = runOp(ref, 'attention_forward', args);
+      compare('attention_backward', { ...args, dout: rn(T * Hq * D, seed + 3), out: bf16Array(fwd.out), lse: bf16Array(fwd.lse) },
+        'attention_backward + rel bias');
+    });
+
   it('architecture ops: copy_columns between row-major matrices of different widths', () => {
     const rows = 37, dstCols = 300, srcCols = 200;
     const args = { rows, dstCols, srcCols, dst: rn(rows * dstCols, 150), src: rn(rows * srcCols, 151) };
