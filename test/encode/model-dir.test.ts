@@ -54,7 +54,7 @@ describe('encode: config.json', () => {
   });
 
   const bad: [string, Record<string, unknown>, RegExp][] = [
-    ['an unknown architecture', { model_type: 'gpt2' }, /unsupported model_type "gpt2" \(supported: qwen2, llama, mistral, bert, qwen3, gemma, gemma2, phi, phi3\)/],
+    ['an unknown architecture', { model_type: 'gpt2' }, /unsupported model_type "gpt2" \(supported: qwen2, llama, mistral, bert, qwen3, gemma, gemma2, phi, phi3, t5\)/],
     ['another rope scaling', { rope_scaling: { rope_type: 'yarn', factor: 4 } }, /rope_scaling type "yarn" is not supported/],
     ['kv heads that do not divide the heads', { num_key_value_heads: 3 }, /not a multiple of num_key_value_heads 3/],
     ['a missing size', { hidden_size: undefined }, /"hidden_size" must be a positive integer/],
