@@ -7,6 +7,7 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { Engine } from '../../lib/engine.ts';
 import { parseTrainFlags } from '../../lib/cli/train.ts';
+import { main } from '../../lib/cli/main.ts';
 import { engineBackbone } from '../../lib/train/backbone.ts';
 import { Sampler, toTrainRecord, type TrainRecord } from '../../lib/train/data.ts';
 import { readTrainLog } from '../../lib/train/log.ts';
@@ -141,6 +142,36 @@ describe('train: multi-task (issue 13)', function () {
       expect(new Set(prefixes).size).to.equal(3);
       expect(await run(3)).to.deep.equal(a);
       expect(await run(4)).to.not.deep.equal(a);
+    });
+
+    it('lmdr train --task-config: errors name the flag and FILE:LINE, and a good run writes per-task steps', async () => {
+      const data = writeJsonl(path.join(dir, 'cli.jsonl'), taskRows());
+      const config = path.join(dir, 'cli-tasks.json');
+      fs.writeFileSync(config, JSON.stringify({ alpha: { distill: 'kl' }, beta: {} }));
+      const write = process.stderr.write;
+      let stderr = '';
+      process.stderr.write = ((c: string | Uint8Array) => ((stderr += c.toString()), true)) as typeof process.stderr.write;
+      const args = ['train', '--model', modelDir, '--data', data, '--task-config', config, '--batch-size', '2', '--group-size', '2',
+        '--query-max-len', '8', '--passage-max-len', '8', '--steps', '2', '--no-progress', '--save-steps', '0'];
+      let code: number;
+      try {
+        code = await main([...args, '--output', path.join(dir, 'cli-bad')]);
+      } finally {
+        process.stderr.write = write;
+      }
+      expect(code).to.equal(1);
+      expect(stderr).to.equal(`lmdr train: ${data}:11: task "gamma" is not in --task-config ${config} (tasks: alpha, beta)\n`);
+      fs.writeFileSync(config, JSON.stringify({ alpha: { distill: 'kl' }, beta: {}, gamma: { group_size: 3 } }));
+      stderr = '';
+      process.stderr.write = ((c: string | Uint8Array) => ((stderr += c.toString()), true)) as typeof process.stderr.write;
+      try {
+        code = await main([...args, '--output', path.join(dir, 'cli-good')]);
+      } finally {
+        process.stderr.write = write;
+      }
+      expect(code, stderr).to.equal(0);
+      const log = readTrainLog(path.join(dir, 'cli-good', 'train_log.jsonl'));
+      expect(log.every((r) => ['alpha', 'beta', 'gamma'].includes(r.task!))).to.equal(true);
     });
 
     it('bad task data is one error naming file:line: no teacher_scores, a wrong count, a task missing from the config, an unknown key', async () => {
