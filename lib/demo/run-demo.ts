@@ -27,7 +27,13 @@ import { Bm25Index } from '../search/bm25.ts';
 import { evaluateRun, parseMeasures, type Run } from '../eval/metrics.ts';
 
 export const DEMO_MEASURES = 'ndcg@10,mrr@10,recall@10,recall@100';
-export const DEMO_DEFAULTS = { steps: 1000, batchSize: 32, groupSize: 2 };
+export const DEMO_DEFAULTS = { steps: 300, batchSize: 32, groupSize: 2 };
+/**
+ * The generated BERT: wide (the random projections of idfEmbeddings collide less the wider
+ * they are) but cheap per token (one layer, a narrow MLP); token rows at unit scale so AdamW's
+ * steps are small next to them. --arch llama keeps writeDemoModel's own defaults.
+ */
+export const DEMO_BERT = { hidden: 512, layers: 1, intermediate: 64, embedStd: 1 };
 /** The lexical baseline's parameters (Anserini's defaults). */
 export const DEMO_BM25 = { k1: 0.9, b: 0.4 };
 const MARKER = '.lmdr-demo';
@@ -35,10 +41,10 @@ const MARKER = '.lmdr-demo';
 export interface DemoOptions {
   output: string;
   model?: string; // a user's HF checkpoint (trained with LoRA); default: a generated model, fully trained
-  steps?: number; // 1000
+  steps?: number; // 300
   batchSize?: number; // 32
   groupSize?: number; // 2: 1 positive + 1 hard negative (+ every other passage of the batch)
-  lr?: number; // 2e-3 generated model, 1e-4 LoRA
+  lr?: number; // 1e-3 generated model, 1e-4 LoRA
   temperature?: number; // 0.05 generated model, 0.02 (the papers') LoRA
   evalSteps?: number; // steps / 4
   queryMaxLen?: number; // 64
@@ -128,7 +134,9 @@ export async function runDemo(o: DemoOptions, events: DemoEvents = {}): Promise<
   const modelDir = o.model ? path.resolve(o.model) : path.join(output, 'model');
   if (generated) {
     const texts = dataset.train.flatMap((e) => [e.query, ...e.pos]);
-    const made = writeDemoModel(modelDir, texts, { seed: o.seed ?? 42, ...o.demoModel });
+    const arch = o.demoModel?.arch ?? 'bert';
+    const given = Object.fromEntries(Object.entries(o.demoModel ?? {}).filter(([, v]) => v !== undefined));
+    const made = writeDemoModel(modelDir, texts, { seed: o.seed ?? 42, ...(arch === 'bert' ? DEMO_BERT : {}), ...given });
     say(`generated a ${made.parameters.toLocaleString('en-US')}-parameter ${made.arch === 'bert' ? 'BERT-style encoder' : 'Llama-style decoder'} with a ${made.vocabSize}-token word-level vocabulary (${path.relative(process.cwd(), modelDir) || modelDir})`);
   }
   const engine = await Engine.load(modelDir, { device: o.device });
@@ -157,7 +165,7 @@ export async function runDemo(o: DemoOptions, events: DemoEvents = {}): Promise<
       loraR: 16,
       loraAlpha: 32,
       loraDropout: 0.1,
-      lr: o.lr ?? (generated ? 2e-3 : 1e-4),
+      lr: o.lr ?? (generated ? 1e-3 : 1e-4),
       warmupRatio: 0.1,
       temperature: o.temperature ?? (generated ? 0.05 : 0.02),
       batchSize: o.batchSize ?? DEMO_DEFAULTS.batchSize,
@@ -176,7 +184,7 @@ export async function runDemo(o: DemoOptions, events: DemoEvents = {}): Promise<
       },
     };
     say(generated
-      ? `training every weight from random init (${pooling} pooling): ${steps} steps of ${options.batchSize} queries x ${options.groupSize} passages, InfoNCE (cosine / ${options.temperature}), AdamW lr ${options.lr} on ${engine.native.device}`
+      ? `training every weight of the generated model (${pooling} pooling): ${steps} steps of ${options.batchSize} queries x ${options.groupSize} passages, InfoNCE (cosine / ${options.temperature}), AdamW lr ${options.lr} on ${engine.native.device}`
       : `training a LoRA adapter (r 16) on ${modelDir}: ${steps} steps of ${options.batchSize} queries x ${options.groupSize} passages, InfoNCE (cosine / ${options.temperature}), AdamW lr ${options.lr} on ${engine.native.device}`);
     const summary = await train(backbone, options);
     const evaluations = summary.evaluations;
