@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole GPU check in one command, for a GPU host that has PyTorch but maybe no Node.js or npm:
 #   info       the addon loads, sees the GPU and finds cuBLASLt
-#   tests      the GPU tests (test/gpu/{ops,model,topk}) with LMDR_REQUIRE_GPU=1
+#   tests      the GPU tests (test/gpu/*.test.ts but golden) with LMDR_REQUIRE_GPU=1
 #   golden     Hugging Face / PEFT / sentence-transformers golden fixtures (make_golden.py, every
 #              architecture), then test/gpu/golden.test.ts on the CPU and the GPU backend
 #   encode     bench: encode vs transformers bf16 SDPA            (npm run bench -- --only encode-gpu)
@@ -151,8 +151,8 @@ part info 30 gpu lib/cli/info.ts -- node --import tsx --input-type=module -e "
   import { native } from './lib/native.ts';
   const i = native().buildInfo(); console.log(JSON.stringify(i, null, 1));
   const { noGpuReason } = await import('./test/gpu/gpu.ts'); const r = noGpuReason(); if (r) throw new Error(r);"
-part tests 150 gpu test/gpu/ops.test.ts test/gpu/model.test.ts test/gpu/topk.test.ts -- \
-  env LMDR_REQUIRE_GPU=1 "${mocha[@]}" test/gpu/ops.test.ts test/gpu/model.test.ts test/gpu/topk.test.ts
+gpu_tests=$(ls test/gpu/*.test.ts | grep -v golden.test.ts)
+part tests 150 gpu $gpu_tests -- env LMDR_REQUIRE_GPU=1 "${mocha[@]}" $gpu_tests
 part golden 150 gpu-torch test/fixtures/make_golden.py test/gpu/golden.test.ts -- bash -c '
   python3 test/fixtures/make_golden.py --out test/fixtures/golden; made=$?
   LMDR_REQUIRE_GPU=1 "$@" test/gpu/golden.test.ts && exit $made' golden "${mocha[@]}"

@@ -77,11 +77,12 @@ int main(int argc, char** argv) {
       float scale = 1.f / std::sqrt(float(D));
       double flops = 4.0 * B * Hq * double(L) * L * D * (causal ? 0.5 : 1.0);
       auto fwd = [&] {
-        attention_forward(o, lse, q, k, v, DType::BF16, cu, B, L, tokens, Hq, Hkv, D, causal, scale, 0);
+        attention_forward(o, lse, q, k, v, DType::BF16, cu, B, L, tokens, Hq, Hkv, D, causal, scale, /*softcap*/ 0.0,
+                          /*window*/ 0, /*stream*/ 0);
       };
       auto bwd = [&] {
         attention_backward(dq, dk, dv, delta, dout, q, k, v, o, lse, DType::BF16, cu, B, L, tokens, Hq, Hkv, D, causal,
-                           scale, 0);
+                           scale, /*softcap*/ 0.0, /*window*/ 0, /*stream*/ 0);
       };
       float ms_f = 0, ms_b = 0;
       const int reps = 5;

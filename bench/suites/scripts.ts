@@ -48,7 +48,7 @@ export const gpuSuites: Suite[] = [
   { script: 'bench/topk.ts', args: (q: boolean) => ['--device', 'cuda', ...(q ? ['--corpus', '100000', '--queries', '1000'] : ['--corpus', '1000000', '--queries', '10000'])], what: 'exact top-k on the GPU vs usearch exactSearch on the CPU', name: 'topk-vs-usearch-gpu', torch: false },
   { script: 'bench/gpu/topk.ts', args: (q: boolean) => (q ? ['--corpus', '100000', '--queries', '1000'] : []), what: 'exact top-k on the GPU vs torch.matmul + torch.topk', name: 'topk-gpu', torch: true },
   { script: 'bench/gpu/encode.ts', args: (q: boolean) => (q ? ['--passages', '512'] : []), what: 'encode throughput, Qwen2.5-0.5B shape, vs PyTorch + transformers', name: 'encode-gpu', torch: true },
-  { script: 'bench/gpu/train-step.ts', args: (q: boolean) => (q ? ['--batch', '4', '--steps', '2'] : []), what: 'one LoRA InfoNCE training step, Qwen2.5-0.5B shape, vs PyTorch + PEFT', name: 'train-step-gpu', torch: true },
+  { script: 'bench/gpu/train-step.ts', args: (q: boolean) => (q ? ['--batch', '4', '--steps', '2'] : ['--batch', '16']), what: 'one LoRA InfoNCE training step, Qwen2.5-0.5B shape, vs PyTorch + PEFT', name: 'train-step-gpu', torch: true },
   { script: 'bench/gpu/attention.ts', args: () => [], what: 'attention kernels vs PyTorch SDPA', name: 'attention-gpu', torch: true },
 ].map(({ script, args, what, name, torch }) => ({
   name,
