@@ -36,11 +36,14 @@ const readJson = (name: string) => JSON.parse(fs.readFileSync(path.join(goldenDi
 // CPU (float32 like the reference): max-abs error over max |expected|. CUDA (bf16 activations,
 // rounded at every op): the normwise L2 error. On an H200 (2026-12-04) every architecture landed
 // at 0.4-1.4% (bf16 keeps 8 bits; these tiny random models have large weights and two layers of
-// rounding), so the bar is 2e-2 (3e-2 for LoRA gradients); a wrong kernel is off by far more.
+// rounding), so the bar is 2e-2; a wrong kernel is off by far more. The PEFT fixture's adapter
+// moves the embeddings by 40-92% of their norm, so the adapted model's bf16 noise is larger: 0.7-3.5%
+// on the H200 and the same figures under the SIMT emulator, where the adapter's own contribution
+// (with minus without) is within 3-4% of the CPU's, i.e. at the base model's noise. Its bar is 5e-2.
 type ErrorFn = (a: Float64Array, b: Float64Array) => number;
-const devices: { device: string; tol: number; gradTol: number; err: ErrorFn }[] = [
-  { device: 'cpu', tol: 1e-4, gradTol: 1e-4, err: relError },
-  { device: gpuDevice, tol: 2e-2, gradTol: 3e-2, err: l2RelError },
+const devices: { device: string; tol: number; peftTol: number; gradTol: number; err: ErrorFn }[] = [
+  { device: 'cpu', tol: 1e-4, peftTol: 1e-4, gradTol: 1e-4, err: relError },
+  { device: gpuDevice, tol: 2e-2, peftTol: 5e-2, gradTol: 5e-2, err: l2RelError },
 ];
 
 /**
@@ -141,9 +144,9 @@ describe('golden outputs from Hugging Face transformers and PEFT', function () {
     const golden = readJson(name);
     const dir = path.join(goldenDir, name);
     if (Array.isArray(golden.loss_weights)) {
-      for (const { device, tol, gradTol, err } of devices)
+      for (const { device, peftTol, gradTol, err } of devices)
         itOn(device, `${name} on ${device}: LoRA adapter embeddings and gradients match PEFT`, () =>
-          checkPeft(dir, golden as PeftGolden, device, tol, gradTol, err));
+          checkPeft(dir, golden as PeftGolden, device, peftTol, gradTol, err));
       continue;
     }
     if (!Array.isArray(golden.sequences)) continue; // other fixture kinds are checked by their own tests
