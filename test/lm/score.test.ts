@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
-import { main } from '../../lib/cli/main.ts';
+import { runCli as lmdr } from '../helpers/run-cli.ts';
 import { Engine } from '../../lib/engine.ts';
 import { ReferenceModel } from '../reference/model.ts';
 import { makeTinyModel, type TinyArch } from '../helpers/tiny-models.ts';
@@ -13,19 +13,6 @@ import { randInt, uniformRng } from '../helpers/rng.ts';
 import { expectReject } from '../helpers/reject.ts';
 import { writeJsonl } from '../train/fixtures.ts';
 
-async function lmdr(args: string[]): Promise<{ code: number; stderr: string }> {
-  const write = process.stderr.write;
-  let stderr = '';
-  process.stderr.write = ((chunk: string | Uint8Array) => {
-    stderr += chunk.toString();
-    return true;
-  }) as typeof process.stderr.write;
-  try {
-    return { code: await main(args), stderr };
-  } finally {
-    process.stderr.write = write;
-  }
-}
 
 const readLines = (file: string) => fs.readFileSync(file, 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
 const sumRef = (ref: ReferenceModel, ctx: number[], tgt: number[]) => ref.targetLogprobs([...ctx, ...tgt]).slice(ctx.length - 1).reduce((a, b) => a + b, 0);

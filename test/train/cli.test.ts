@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
-import { main } from '../../lib/cli/main.ts';
+import { runCli as lmdr } from '../helpers/run-cli.ts';
 import { readAdapterConfig, readAdapterTensors } from '../../lib/adapters/peft.ts';
 import { Engine } from '../../lib/engine.ts';
 import { readNpy } from '../../lib/formats/npy.ts';
@@ -15,20 +15,6 @@ import { mappedPairs, maxAbsDiff, tmpDir, tinyModel, writeJsonl } from './fixtur
 
 const LMDR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'lmdr.js');
 
-/** Run the CLI in-process, capturing stderr. */
-async function lmdr(args: string[]): Promise<{ code: number; stderr: string }> {
-  const write = process.stderr.write;
-  let stderr = '';
-  process.stderr.write = ((chunk: string | Uint8Array) => {
-    stderr += chunk.toString();
-    return true;
-  }) as typeof process.stderr.write;
-  try {
-    return { code: await main(args), stderr };
-  } finally {
-    process.stderr.write = write;
-  }
-}
 
 describe('train: lmdr train / merge CLI', function () {
   let modelDir: string;

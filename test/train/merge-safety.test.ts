@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
-import { main } from '../../lib/cli/main.ts';
+import { runCli as lmdr } from '../helpers/run-cli.ts';
 import { writeAdapter } from '../../lib/adapters/peft.ts';
 import { Engine } from '../../lib/engine.ts';
 import { MERGE_MANIFEST, writeHfModelDir } from '../../lib/merge.ts';
@@ -18,19 +18,6 @@ import { tmpDir } from './fixtures.ts';
 
 const LMDR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'lmdr.js');
 
-async function lmdr(args: string[]): Promise<{ code: number; stderr: string }> {
-  const write = process.stderr.write;
-  let stderr = '';
-  process.stderr.write = ((chunk: string | Uint8Array) => {
-    stderr += chunk.toString();
-    return true;
-  }) as typeof process.stderr.write;
-  try {
-    return { code: await main(args), stderr };
-  } finally {
-    process.stderr.write = write;
-  }
-}
 
 /** A random PEFT adapter (r 4) on q_proj and down_proj of `modelDir`. */
 async function randomAdapter(modelDir: string, seed: number): Promise<string> {
