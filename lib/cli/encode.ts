@@ -21,7 +21,8 @@ given: no special tokens, no EOS; a model dir without tokenizer.json needs this 
   --output FILE.npy         written atomically: no file is left behind on error
   --pooling eos|cls|mean    default: eos for decoders (EOS appended after truncating to
                             max-length - 1), cls for BERT
-  --max-length N            tokens per input, longer inputs are truncated (512)
+  --max-length N            tokens per input, longer inputs are truncated (512; a
+                            sentence-transformers dir's max_seq_length when it sets one)
   --instruction TEXT        prepended to every text input, e.g. "query: "
   --prompt TEXT             the same, sentence-transformers style
   --prompt-name NAME        a prompt of config_sentence_transformers.json (its default_prompt_name
@@ -40,7 +41,7 @@ interface EncodeFlags {
   input: string;
   output: string;
   pooling?: PoolingMode;
-  maxLength: number;
+  maxLength?: number;
   instruction?: string;
   prompt?: string;
   promptName?: string;
@@ -65,7 +66,7 @@ export function parseEncodeFlags(argv: string[]): EncodeFlags {
     input: required(values.input, 'input', 'FILE.jsonl'),
     output: required(values.output, 'output', 'FILE.npy'),
     pooling: oneOf(values.pooling, 'pooling', POOLING_MODES),
-    maxLength: positiveInt(values['max-length'], 'max-length', 512),
+    maxLength: values['max-length'] === undefined ? undefined : positiveInt(values['max-length'], 'max-length'),
     instruction: values.instruction,
     prompt: values.prompt,
     promptName: values['prompt-name'],

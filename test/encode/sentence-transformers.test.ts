@@ -11,6 +11,8 @@ import { ReferenceModel } from '../reference/model.ts';
 import { makeTinyModel } from '../helpers/tiny-models.ts';
 import { normalRng } from '../helpers/rng.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { runCli } from '../helpers/run-cli.ts';
+import { readNpy } from '../../lib/formats/npy.ts';
 
 const H = 32, OUT = 12;
 
@@ -97,6 +99,26 @@ describe('encode: sentence-transformers model dirs', function () {
         expect((err as Error).message).to.match(/prompt name "nope" is not defined by .*its prompts: query, passage/);
       });
       await engine.encode(texts, { dim: OUT + 1 }).then(() => expect.fail('no error'), (err) => expect((err as Error).message).to.match(/dim 13 exceeds the model's embedding size 12/));
+    } finally {
+      engine.dispose();
+    }
+  });
+
+  it('max_seq_length of the dir is the default max length, for the API and lmdr encode alike', async () => {
+    const { dir } = stDir('lasttoken', true, null);
+    fs.writeFileSync(path.join(dir, 'sentence_bert_config.json'), JSON.stringify({ max_seq_length: 6, do_lower_case: false }));
+    const long = 'the river flow of a large city of stone and gold';
+    const engine = await Engine.load(dir, { device: 'cpu' });
+    try {
+      expect(engine.tokenize([long])[0].length).to.equal(6);
+      const api = await engine.encode([long]);
+      const input = path.join(tempDir(), 'in.jsonl'), output = path.join(tempDir(), 'out.npy');
+      fs.writeFileSync(input, JSON.stringify({ text: long }) + '\n');
+      const r = await runCli(['encode', '--model', dir, '--input', input, '--output', output, '--device', 'cpu']);
+      expect(r.code, r.stderr).to.equal(0);
+      expect(r.stderr).to.match(/truncated/).and.to.match(/\b6\b/);
+      const cli = readNpy(output);
+      expect(relErr(cli.data, api.row(0))).to.be.below(1e-6);
     } finally {
       engine.dispose();
     }
