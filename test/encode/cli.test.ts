@@ -110,7 +110,7 @@ describe('cli: lmdr encode', () => {
     ['a wrongly shaped tensor', (w) => { const m = goodModel(w); editConfig(m, { intermediate_size: 48 }); return { model: m, input: idsInput(w) }; },
       /tensor "model\.layers\.0\.mlp\.gate_proj\.weight" has shape \[64,32\], expected \[48,32\]/],
     ['an unknown architecture', (w) => { const m = goodModel(w); editConfig(m, { model_type: 'gpt_neox' }); return { model: m, input: idsInput(w) }; },
-      /config\.json: unsupported model_type "gpt_neox" \(supported: qwen2, llama, mistral, bert, qwen3, gemma, gemma2, phi, phi3\)/],
+      /config\.json: unsupported model_type "gpt_neox" \(supported: qwen2, llama, mistral, bert, qwen3, gemma, gemma2, phi, phi3, t5\)/],
     ['a malformed JSON line', (w) => {
       const input = path.join(w, 'in.jsonl');
       fs.writeFileSync(input, '{"input_ids": [1]}\n{"input_ids": [2]\n');
