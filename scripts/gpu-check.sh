@@ -6,6 +6,7 @@
 #              architecture), then test/gpu/golden.test.ts on the CPU and the GPU backend
 #   encode     bench: encode vs transformers bf16 SDPA            (npm run bench -- --only encode-gpu)
 #   train      bench: LoRA InfoNCE step vs PyTorch + PEFT         (train-step-gpu)
+#   score      bench: LLM reward scoring vs transformers bf16     (score-gpu)
 #   topk       bench: exact top-k vs torch.matmul + topk          (topk-gpu)
 #   attention  bench: attention kernel TFLOP/s vs SDPA            (attention-gpu)
 #   profile    GPU time per op (LMDR_CUDA_PROFILE=1) of a small encode and two training steps
@@ -29,7 +30,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 out=${OUT:-$root/gpu-check-out}
-parts=info,tests,golden,encode,train,topk,attention,profile
+parts=info,tests,golden,encode,train,score,topk,attention,profile
 budget=540
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -41,7 +42,7 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 for p in ${parts//,/ }; do
-  case "$p" in info|tests|golden|encode|train|topk|attention|profile) ;; *) echo "gpu-check: --parts: unknown part \"$p\"" >&2; exit 1 ;; esac
+  case "$p" in info|tests|golden|encode|train|score|topk|attention|profile) ;; *) echo "gpu-check: --parts: unknown part \"$p\"" >&2; exit 1 ;; esac
 done
 mkdir -p "$out"
 work=$(mktemp -d "${TMPDIR:-/tmp}/lmdr-gpu-check.XXXXXX")
@@ -158,6 +159,7 @@ part golden 150 gpu-torch test/fixtures/make_golden.py test/gpu/golden.test.ts -
   LMDR_REQUIRE_GPU=1 "$@" test/gpu/golden.test.ts && exit $made' golden "${mocha[@]}"
 part encode 120 gpu-torch bench/gpu/encode.ts -- "${bench[@]}" --only encode-gpu --results-dir "$work/bench-results/encode"
 part train 120 gpu-torch bench/gpu/train-step.ts -- "${bench[@]}" --only train-step-gpu --results-dir "$work/bench-results/train"
+part score 90 gpu-torch bench/gpu/score.ts -- "${bench[@]}" --only score-gpu --results-dir "$work/bench-results/score"
 part topk 120 gpu-torch bench/gpu/topk.ts -- "${bench[@]}" --only topk-gpu --results-dir "$work/bench-results/topk"
 part attention 60 gpu-torch bench/gpu/attention.ts bench/gpu/attention_bench.cu -- "${bench[@]}" --only attention-gpu --results-dir "$work/bench-results/attention"
 part profile 90 gpu-torch bench/gpu/encode.ts bench/gpu/train-step.ts -- env LMDR_CUDA_PROFILE=1 bash -c '

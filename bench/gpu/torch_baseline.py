@@ -15,6 +15,9 @@
                                        0.02 InfoNCE over in-batch + hard negatives, clip 1, AdamW;
                                        median step time after one warm-up step, and the step's model
                                        FLOPs (for MFU against the bf16 dense peak)
+  score --model DIR --pairs FILE.jsonl [--batch 32]
+                                       AutoModelForCausalLM bf16 SDPA: full logits, log_softmax, the
+                                       mean log-prob of each line's target_ids after its context_ids
 Each prints one JSON line on stdout. Needs torch (CUDA) and transformers (+ peft for train-step).
 """
 import argparse
@@ -177,6 +180,32 @@ def train_step(args):
                       "torch": torch.__version__, "peft": peft.__version__, "device": torch.cuda.get_device_name()}))
 
 
+def score(args):
+    from transformers import AutoModelForCausalLM
+    try:
+        model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.bfloat16, attn_implementation="sdpa")
+    except TypeError:
+        model = AutoModelForCausalLM.from_pretrained(args.model, torch_dtype=torch.bfloat16, attn_implementation="sdpa")
+    model = model.cuda().eval()
+    pairs = [json.loads(line) for line in open(args.pairs)]
+    seqs = torch.tensor([p["context_ids"] + p["target_ids"] for p in pairs])  # equal lengths: no padding
+    C, T = len(pairs[0]["context_ids"]), len(pairs[0]["target_ids"])
+    targets = seqs[:, C:].cuda()
+    seqs = seqs.cuda()
+    means = []
+
+    @torch.inference_mode()
+    def run():
+        means.clear()
+        for b in range(0, len(pairs), args.batch):
+            logits = model(input_ids=seqs[b:b + args.batch]).logits[:, C - 1:C - 1 + T].float()
+            lp = torch.log_softmax(logits, dim=-1).gather(-1, targets[b:b + args.batch, :, None])[..., 0]
+            means.extend(lp.mean(-1).tolist())
+
+    t = timed(run, args.repeats)
+    print(json.dumps({"seconds": t, "means": means, "torch": torch.__version__, "device": torch.cuda.get_device_name()}))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -206,8 +235,13 @@ def main():
     p.add_argument("--query-length", type=int, default=64)
     p.add_argument("--passage-length", type=int, default=256)
     p.add_argument("--steps", type=int, default=4)
+    p = sub.add_parser("score")
+    p.add_argument("--model", required=True)
+    p.add_argument("--pairs", required=True)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--repeats", type=int, default=2)
     args = ap.parse_args()
-    {"make-model": make_model, "encode": encode, "topk": topk, "attention": attention,
+    {"score": score, "make-model": make_model, "encode": encode, "topk": topk, "attention": attention,
      "train-step": train_step}[args.cmd](args)
 
 

@@ -49,6 +49,7 @@ export const gpuSuites: Suite[] = [
   { script: 'bench/gpu/topk.ts', args: (q: boolean) => (q ? ['--corpus', '100000', '--queries', '1000'] : []), what: 'exact top-k on the GPU vs torch.matmul + torch.topk', name: 'topk-gpu', torch: true },
   { script: 'bench/gpu/encode.ts', args: (q: boolean) => (q ? ['--passages', '512'] : []), what: 'encode throughput, Qwen2.5-0.5B shape, vs PyTorch + transformers', name: 'encode-gpu', torch: true },
   { script: 'bench/gpu/train-step.ts', args: (q: boolean) => (q ? ['--batch', '4', '--steps', '2'] : ['--batch', '16']), what: 'one LoRA InfoNCE training step, Qwen2.5-0.5B shape, vs PyTorch + PEFT', name: 'train-step-gpu', torch: true },
+  { script: 'bench/gpu/score.ts', args: (q: boolean) => (q ? ['--pairs', '64'] : []), what: 'LLM reward scoring (LM head log-probs), Qwen2.5-0.5B shape, vs PyTorch + transformers', name: 'score-gpu', torch: true },
   { script: 'bench/gpu/attention.ts', args: () => [], what: 'attention kernels vs PyTorch SDPA', name: 'attention-gpu', torch: true },
 ].map(({ script, args, what, name, torch }) => ({
   name,
