@@ -88,6 +88,8 @@ export interface NumberRule {
   max?: number; // <= max
   above?: number; // > above
   below?: number; // < below
+  /** how the rule reads in messages when the default wording is not the clearest ("a positive integer") */
+  expected?: string;
 }
 
 export function number(rule: NumberRule = {}): Schema<number> {
@@ -99,7 +101,7 @@ export function number(rule: NumberRule = {}): Schema<number> {
     if (rule.below !== undefined) parts.push(`< ${rule.below}`);
   }
   if (rule.max !== undefined) parts.push(`<= ${rule.max}`);
-  const expected = `${rule.int ? 'an integer' : 'a number'}${parts.length ? ' ' + parts.join(' and ') : ''}`;
+  const expected = rule.expected ?? `${rule.int ? 'an integer' : 'a number'}${parts.length ? ' ' + parts.join(' and ') : ''}`;
   return simple(expected, (v) => typeof v === 'number' && Number.isFinite(v) && (!rule.int || Number.isSafeInteger(v)) &&
     (rule.min === undefined || v >= rule.min) && (rule.max === undefined || v <= rule.max) &&
     (rule.above === undefined || v > rule.above) && (rule.below === undefined || v < rule.below));
@@ -168,7 +170,12 @@ export function union<A, B>(a: Schema<A>, b: Schema<B>, expected = `${a.expected
   });
 }
 
-/** undefined is accepted (the key may be left out); null is not, unless `nullable`. */
+/** null itself, for keys where null means something of its own ("sliding_window": null = off). */
+export function nullValue(): Schema<null> {
+  return simple('null', (v) => v === null);
+}
+
+/** undefined is accepted (the key may be left out); null is not, unless `nullable` (then it reads as left out). */
 export function optional<T>(inner: Schema<T>, opts: { nullable?: boolean } = {}): Schema<T | undefined> & { optional: true } {
   return {
     expected: inner.expected, optional: true,

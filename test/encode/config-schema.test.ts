@@ -1,0 +1,62 @@
+// The Hugging Face JSON files lmdr reads (config.json, tokenizer_config.json,
+// model.safetensors.index.json, the sentence-transformers files) are checked against one
+// declaration each (lib/schema.ts): a wrong type is one UserError naming the file and the key,
+// and keys lmdr does not read pass through.
+import { expect } from 'chai';
+import fs from 'node:fs';
+import path from 'node:path';
+import { UserError } from '../../lib/errors.ts';
+import { parseModelConfig, readModelConfig } from '../../lib/model/config.ts';
+import { makeTinyModel } from '../helpers/tiny-models.ts';
+import { tempDir } from '../helpers/tmp.ts';
+
+const readJson = (file: string) => JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+describe('encode: config.json schema', () => {
+  const configOf = (arch: Parameters<typeof makeTinyModel>[0]['arch']) => readJson(path.join(makeTinyModel({ arch, dir: tempDir() }), 'config.json'));
+
+  const bad: [string, Record<string, unknown>, string, RegExp][] = [
+    ['llama', { hidden_size: '32' }, 'hidden_size', /must be a positive integer, got the string "32"/],
+    ['llama', { num_key_value_heads: 2.5 }, 'num_key_value_heads', /must be a positive integer, got 2\.5/],
+    ['llama', { rms_norm_eps: '1e-5' }, 'rms_norm_eps', /must be a positive number, got the string "1e-5"/],
+    ['llama', { tie_word_embeddings: 'false' }, 'tie_word_embeddings', /must be true or false, got the string "false"/],
+    ['llama', { eos_token_id: '2' }, 'eos_token_id', /must be an integer or an array of integers/],
+    ['llama', { rope_scaling: { rope_type: 'llama3', factor: '8' } }, 'rope_scaling.factor', /must be a positive number, got the string "8"/],
+    ['llama', { rope_scaling: [8] }, 'rope_scaling', /must be an object, got an array/],
+    ['llama', { rope_parameters: { rope_type: 7 } }, 'rope_parameters.rope_type', /must be a string, got 7/],
+    ['llama', { hidden_act: 1 }, 'hidden_act', /must be a string, got 1/],
+    ['mistral', { sliding_window: '4096' }, 'sliding_window', /must be an integer >= 0 or null/],
+    ['llama', { layer_types: 'full_attention' }, 'layer_types', /must be an array of strings/],
+    ['llama', { partial_rotary_factor: 2 }, 'partial_rotary_factor', /must be in \(0, 1\], got 2/],
+    ['bert', { max_position_embeddings: [40] }, 'max_position_embeddings', /must be a positive integer, got an array/],
+    ['bert', { layer_norm_eps: false }, 'layer_norm_eps', /must be a positive number, got boolean false/],
+    ['t5', { d_model: '32' }, 'd_model', /must be a positive integer/],
+    ['t5', { is_decoder: 'no' }, 'is_decoder', /must be true or false/],
+    ['t5', { feed_forward_proj: ['relu'] }, 'feed_forward_proj', /must be a string, got an array/],
+  ];
+  for (const [arch, patch, key, message] of bad) {
+    it(`${arch}: a wrong type of "${key}" names the file and the key`, () => {
+      const json = { ...configOf(arch as 'llama'), ...patch };
+      expect(() => parseModelConfig(json, '/m/config.json')).to.throw(UserError)
+        .with.property('message').that.matches(new RegExp(`^/m/config\\.json: "${esc(key)}" `)).and.matches(message);
+    });
+  }
+
+  it('through readModelConfig the message names the dir\'s config.json', () => {
+    const dir = makeTinyModel({ arch: 'qwen2', dir: tempDir() });
+    const file = path.join(dir, 'config.json');
+    fs.writeFileSync(file, JSON.stringify({ ...readJson(file), num_hidden_layers: '2' }));
+    expect(() => readModelConfig(dir)).to.throw(UserError, `${file}: "num_hidden_layers" must be a positive integer, got the string "2"`);
+  });
+
+  it('keys lmdr does not read pass through; null reads as the default; null soft-caps and windows are off', () => {
+    const json = { ...configOf('llama'), architectures: ['LlamaForCausalLM'], torch_dtype: 'bfloat16', num_key_value_heads: null, some_future_key: { x: [1] } };
+    const info = parseModelConfig(json, 'config.json');
+    expect(info.native.kvHeads).to.equal(info.native.heads);
+    const gemma2 = { ...configOf('gemma2'), attn_logit_softcapping: null, sliding_window: null };
+    const g = parseModelConfig(gemma2, 'config.json').native;
+    expect(g.attnSoftcap).to.equal(0);
+    expect(g.slidingLayers).to.equal(undefined);
+  });
+});
