@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors.ts';
+import { jsonKeys, object, parse, record, string, type Infer } from '../schema.ts';
 import type { SafetensorsDType, TensorSource } from '../native.ts';
 import type { ModelInfo } from './config.ts';
 import { readSafetensorsHeader, type SafetensorsFile } from './safetensors.ts';
@@ -156,6 +157,11 @@ export function canonicalName(name: string, info: ModelInfo): string {
   return name.startsWith('model.') ? name.slice('model.'.length) : name;
 }
 
+// model.safetensors.index.json: "weight_map" maps each tensor name to its shard file; "metadata"
+// and any other key pass through unread.
+const shardIndexSchema = object({ weight_map: record(string()) }, { unknownKeys: 'keep', expected: 'a JSON object' });
+export type ShardIndexJson = Infer<typeof shardIndexSchema>;
+
 /** The safetensors files of a model dir: model.safetensors, or the shards its index names. */
 export function checkpointFiles(modelDir: string): string[] {
   const single = path.join(modelDir, 'model.safetensors');
@@ -165,16 +171,18 @@ export function checkpointFiles(modelDir: string): string[] {
     const hint = fs.existsSync(path.join(modelDir, 'pytorch_model.bin')) ? ' (pytorch_model.bin is not supported: convert it to safetensors)' : '';
     throw new UserError(`${modelDir}: no model.safetensors or model.safetensors.index.json${hint}`);
   }
-  let weightMap: unknown;
+  let json: unknown;
   try {
-    weightMap = (JSON.parse(fs.readFileSync(index, 'utf8')) as { weight_map?: unknown }).weight_map;
+    json = JSON.parse(fs.readFileSync(index, 'utf8'));
   } catch (err) {
     throw new UserError(`${index}: invalid JSON (${(err as Error).message})`);
   }
-  if (typeof weightMap !== 'object' || weightMap === null || Object.values(weightMap).some((f) => typeof f !== 'string')) {
-    throw new UserError(`${index}: "weight_map" must map tensor names to file names`);
-  }
-  const shards = [...new Set(Object.values(weightMap as Record<string, string>))];
+  const keys = jsonKeys(index, 'model.safetensors.index.json');
+  const label = keys.label!;
+  // tensor names hold dots: name an entry as "weight_map" entry "model.norm.weight"
+  keys.label = (p) => (p.startsWith('weight_map.') ? `"weight_map" entry "${p.slice('weight_map.'.length)}"` : label(p));
+  const weightMap = parse(shardIndexSchema, json, keys).weight_map;
+  const shards = [...new Set(Object.values(weightMap))];
   for (const shard of shards) {
     if (path.isAbsolute(shard) || shard.split(/[\\/]/).includes('..')) throw new UserError(`${index}: shard "${shard}" must be a file inside the model dir`);
   }

@@ -7,7 +7,15 @@ import path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { UserError } from '../errors.ts';
 import type { PoolingMode } from '../native.ts';
+import { jsonKeys, object, optional, parse, string, union, type Infer } from '../schema.ts';
 import type { ModelInfo } from './config.ts';
+
+// The keys of tokenizer_config.json lmdr reads; the rest (chat templates, added tokens, ...) pass
+// through to @huggingface/tokenizers unread. eos_token is a string or an AddedToken object.
+const tokenizerConfigSchema = object({
+  eos_token: optional(union(string(), object({ content: string() }, { unknownKeys: 'keep' }), 'a string or an object {"content": "..."}'), { nullable: true }),
+}, { unknownKeys: 'keep', expected: 'a JSON object' });
+export type TokenizerConfigJson = Infer<typeof tokenizerConfigSchema>;
 
 export class TextTokenizer {
   /**
@@ -41,9 +49,9 @@ export class TextTokenizer {
       throw new UserError(`${file}: cannot load tokenizer (${(err as Error).message})`);
     }
     let eosId = info.eosTokenId;
-    const eos = tokenizerConfig.eos_token;
-    const eosText = typeof eos === 'string' ? eos : (eos as { content?: unknown } | null)?.content;
-    if (typeof eosText === 'string') {
+    const eos = parse(tokenizerConfigSchema, tokenizerConfig, jsonKeys(configFile, 'tokenizer_config.json')).eos_token;
+    const eosText = typeof eos === 'string' ? eos : eos?.content;
+    if (eosText !== undefined) {
       const id = hf.token_to_id(eosText);
       if (id === undefined) throw new UserError(`${configFile}: eos_token ${JSON.stringify(eosText)} is not in the vocabulary of ${file}`);
       eosId = id;

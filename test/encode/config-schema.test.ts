@@ -6,7 +6,9 @@ import { expect } from 'chai';
 import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../../lib/errors.ts';
+import { checkpointFiles } from '../../lib/model/checkpoint.ts';
 import { parseModelConfig, readModelConfig } from '../../lib/model/config.ts';
+import { TextTokenizer } from '../../lib/model/tokenizer.ts';
 import { makeTinyModel } from '../helpers/tiny-models.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
@@ -59,4 +61,59 @@ describe('encode: config.json schema', () => {
     expect(g.attnSoftcap).to.equal(0);
     expect(g.slidingLayers).to.equal(undefined);
   });
+});
+
+describe('encode: tokenizer_config.json and model.safetensors.index.json schemas', () => {
+  const withTokenizerConfig = (patch: Record<string, unknown>) => {
+    const dir = makeTinyModel({ arch: 'qwen2', tokenizer: true, dir: tempDir() });
+    const file = path.join(dir, 'tokenizer_config.json');
+    fs.writeFileSync(file, JSON.stringify({ ...readJson(file), ...patch }));
+    return { dir, file };
+  };
+
+  it('tokenizer_config.json: "eos_token" as a string or an AddedToken object; other keys pass through', () => {
+    for (const eos of ['<|endoftext|>', { content: '<|endoftext|>', lstrip: false, special: true }]) {
+      const { dir } = withTokenizerConfig({ eos_token: eos, some_future_key: [1, { x: 2 }] });
+      expect(TextTokenizer.load(dir, readModelConfig(dir))!.eosId).to.equal(0);
+    }
+  });
+
+  const bad: [unknown, string, RegExp][] = [
+    [7, 'eos_token', /must be a string or an object \{"content": "\.\.\."\}, got 7/],
+    [['<|endoftext|>'], 'eos_token', /must be a string or an object .*, got an array/],
+    [{ content: 7 }, 'eos_token', /must be a string or an object .*, got an object/],
+  ];
+  for (const [eos, key, message] of bad) {
+    it(`tokenizer_config.json: "eos_token" ${JSON.stringify(eos)} names the file and the key`, () => {
+      const { dir, file } = withTokenizerConfig({ eos_token: eos });
+      expect(() => TextTokenizer.load(dir, readModelConfig(dir))).to.throw(UserError)
+        .with.property('message').that.matches(new RegExp(`^${esc(file)}: "${key}" `)).and.matches(message);
+    });
+  }
+
+  const withIndex = (edit: (index: Record<string, unknown>) => unknown) => {
+    const dir = makeTinyModel({ arch: 'mistral', sharded: true, dir: tempDir() });
+    const file = path.join(dir, 'model.safetensors.index.json');
+    fs.writeFileSync(file, JSON.stringify(edit(readJson(file))));
+    return { dir, file };
+  };
+
+  it('model.safetensors.index.json: "metadata" and other keys pass through', () => {
+    const { dir } = withIndex((ix) => ({ ...ix, metadata: { total_size: '12', format: 'pt' }, extra: true }));
+    expect(checkpointFiles(dir)).to.have.length(2);
+  });
+
+  const badIndex: [string, (ix: Record<string, unknown>) => unknown, RegExp][] = [
+    ['a missing weight_map', (ix) => ({ metadata: ix.metadata }), /: "weight_map" must be an object of strings, got nothing$/],
+    ['a weight_map array', () => ({ weight_map: ['a.safetensors'] }), /: "weight_map" must be an object of strings, got an array/],
+    ['a shard that is not a file name', (ix) => ({ ...ix, weight_map: { ...(ix.weight_map as object), 'model.norm.weight': 2 } }),
+      /: "weight_map" entry "model\.norm\.weight" must be a string, got 2$/],
+    ['an index that is not an object', () => [1], /: model\.safetensors\.index\.json must be a JSON object, got an array/],
+  ];
+  for (const [what, edit, message] of badIndex) {
+    it(`model.safetensors.index.json: ${what} names the file and the key`, () => {
+      const { dir, file } = withIndex(edit);
+      expect(() => checkpointFiles(dir)).to.throw(UserError).with.property('message').that.matches(new RegExp(`^${esc(file)}: `)).and.matches(message);
+    });
+  }
 });
