@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors.ts';
+import { array, boolean, jsonKeys, number, object, optional, parse, record, string, type CheckContext, type Infer, type Schema } from '../schema.ts';
 import { readSafetensorsHeader, readTensorValues } from './safetensors.ts';
 
 export type StPoolingMode = 'cls' | 'mean' | 'lasttoken';
@@ -37,27 +38,59 @@ const ACTIVATIONS: Record<string, (x: number) => number> = {
   'torch.nn.modules.activation.Sigmoid': (x) => 1 / (1 + Math.exp(-x)),
 };
 
-function readJson(file: string): Record<string, unknown> {
+// The keys of each sentence-transformers file lmdr reads (lib/schema.ts): a wrong type is one
+// UserError naming the file and the key; other keys (word_embedding_dimension, similarity_fn_name,
+// ...) pass through unread. null reads as absent.
+const opt = <T>(s: Schema<T>) => optional(s, { nullable: true });
+const keep = { unknownKeys: 'keep', expected: 'a JSON object' } as const;
+const modulesSchema = array(object({ type: string(), path: opt(string()) }, { unknownKeys: 'keep' }));
+const sentenceBertConfigSchema = object({ max_seq_length: opt(number({ int: true, above: 0, expected: 'a positive integer' })) }, keep);
+const poolingSchema = object({
+  pooling_mode: opt(string()), include_prompt: opt(boolean()), // sentence-transformers 6
+  pooling_mode_cls_token: opt(boolean()), pooling_mode_mean_tokens: opt(boolean()), pooling_mode_lasttoken: opt(boolean()), // earlier
+  pooling_mode_max_tokens: opt(boolean()), pooling_mode_mean_sqrt_len_tokens: opt(boolean()), pooling_mode_weightedmean_tokens: opt(boolean()),
+}, keep);
+const denseSchema = object({
+  in_features: number({ int: true, above: 0, expected: 'a positive integer' }), out_features: number({ int: true, above: 0, expected: 'a positive integer' }),
+  bias: opt(boolean()), activation_function: opt(string()),
+}, keep);
+const stConfigSchema = object({ prompts: opt(record(string())), default_prompt_name: opt(string()) }, keep);
+export type StModulesJson = Infer<typeof modulesSchema>;
+export type StPoolingJson = Infer<typeof poolingSchema>;
+export type StDenseJson = Infer<typeof denseSchema>;
+export type StConfigJson = Infer<typeof stConfigSchema>;
+
+/** <file> read and checked against its schema; messages name the file and the key. */
+function readJson<T>(file: string, schema: Schema<T>, ctx: CheckContext = jsonKeys(file, path.basename(file))): T {
   let v: unknown;
   try {
     v = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (err) {
     throw new UserError(`${file}: cannot read JSON (${(err as Error).message})`);
   }
-  if (typeof v !== 'object' || v === null) throw new UserError(`${file}: expected a JSON object or array`);
-  return v as Record<string, unknown>;
+  return parse(schema, v, ctx);
+}
+
+/** modules.json keys as module N "key" ("[1].path" -> module 1 "path"). */
+function moduleKeys(file: string): CheckContext {
+  return {
+    where: file,
+    label: (p) => {
+      const m = /^\[(\d+)\](?:\.(.*))?$/.exec(p);
+      return p === '' ? 'modules.json' : m ? (m[2] ? `module ${m[1]} "${m[2]}"` : `module ${m[1]}`) : `"${p}"`;
+    },
+  };
 }
 
 /** The dir's sentence-transformers pipeline, or null when it has no modules.json. */
 export function readSentenceTransformers(dir: string): SentenceTransformersDir | null {
   const modulesFile = path.join(dir, 'modules.json');
   if (!fs.existsSync(modulesFile)) return null;
-  const modules = readJson(modulesFile) as unknown;
-  if (!Array.isArray(modules)) throw new UserError(`${modulesFile}: expected a JSON array of modules`);
+  const modules = readJson(modulesFile, modulesSchema, moduleKeys(modulesFile));
   const st: SentenceTransformersDir = { transformerDir: dir, pooling: null, dense: [], normalize: false, prompts: {}, defaultPromptName: null, maxSeqLength: null };
-  modules.forEach((m: { type?: unknown; path?: unknown }, i) => {
-    const type = typeof m?.type === 'string' ? m.type : '';
-    const sub = typeof m?.path === 'string' ? m.path : '';
+  modules.forEach((m, i) => {
+    const type = m.type;
+    const sub = m.path ?? '';
     if (path.isAbsolute(sub) || sub.split(/[\\/]/).includes('..')) throw new UserError(`${modulesFile}: module ${i} path "${sub}" must lie inside the dir`);
     const mdir = path.join(dir, sub);
     const kind = type.split('.').pop();
@@ -66,8 +99,7 @@ export function readSentenceTransformers(dir: string): SentenceTransformersDir |
       st.transformerDir = mdir;
       const bert = path.join(mdir, 'sentence_bert_config.json');
       if (fs.existsSync(bert)) {
-        const len = readJson(bert).max_seq_length;
-        if (Number.isSafeInteger(len) && (len as number) > 0) st.maxSeqLength = len as number;
+        st.maxSeqLength = readJson(bert, sentenceBertConfigSchema).max_seq_length ?? null;
       }
       return;
     }
@@ -78,14 +110,9 @@ export function readSentenceTransformers(dir: string): SentenceTransformersDir |
   });
   const cfgFile = path.join(dir, 'config_sentence_transformers.json');
   if (fs.existsSync(cfgFile)) {
-    const cfg = readJson(cfgFile);
-    if (cfg.prompts != null) {
-      if (typeof cfg.prompts !== 'object' || Object.values(cfg.prompts).some((p) => typeof p !== 'string')) {
-        throw new UserError(`${cfgFile}: "prompts" must map names to strings`);
-      }
-      st.prompts = cfg.prompts as Record<string, string>;
-    }
-    if (typeof cfg.default_prompt_name === 'string') {
+    const cfg = readJson(cfgFile, stConfigSchema);
+    if (cfg.prompts) st.prompts = cfg.prompts;
+    if (cfg.default_prompt_name !== undefined) {
       if (!(cfg.default_prompt_name in st.prompts)) throw new UserError(`${cfgFile}: default_prompt_name "${cfg.default_prompt_name}" is not one of the prompts`);
       st.defaultPromptName = cfg.default_prompt_name;
     }
@@ -94,7 +121,7 @@ export function readSentenceTransformers(dir: string): SentenceTransformersDir |
 }
 
 function readPooling(file: string): { mode: StPoolingMode; includePrompt: boolean } {
-  const c = readJson(file);
+  const c = readJson(file, poolingSchema);
   // sentence-transformers 6 writes "pooling_mode": "<name>"; earlier versions one boolean per mode
   if (typeof c.pooling_mode === 'string') {
     const names: Record<string, StPoolingMode> = { cls: 'cls', mean: 'mean', lasttoken: 'lasttoken' };
@@ -102,7 +129,7 @@ function readPooling(file: string): { mode: StPoolingMode; includePrompt: boolea
     if (!mode) throw new UserError(`${file}: "pooling_mode" ${JSON.stringify(c.pooling_mode)} is not supported (supported: "cls", "mean", "lasttoken")`);
     return { mode, includePrompt: c.include_prompt !== false };
   }
-  const modes: [string, StPoolingMode | null][] = [
+  const modes: [keyof StPoolingJson, StPoolingMode | null][] = [
     ['pooling_mode_cls_token', 'cls'], ['pooling_mode_mean_tokens', 'mean'], ['pooling_mode_lasttoken', 'lasttoken'],
     ['pooling_mode_max_tokens', null], ['pooling_mode_mean_sqrt_len_tokens', null], ['pooling_mode_weightedmean_tokens', null],
   ];
@@ -115,10 +142,9 @@ function readPooling(file: string): { mode: StPoolingMode; includePrompt: boolea
 
 function readDense(dir: string): StDense {
   const cfgFile = path.join(dir, 'config.json');
-  const c = readJson(cfgFile);
+  const c = readJson(cfgFile, denseSchema);
   const inFeatures = c.in_features, outFeatures = c.out_features;
-  if (!Number.isSafeInteger(inFeatures) || !Number.isSafeInteger(outFeatures)) throw new UserError(`${cfgFile}: in_features and out_features must be integers`);
-  const actName = typeof c.activation_function === 'string' ? c.activation_function : 'torch.nn.modules.activation.Tanh';
+  const actName = c.activation_function ?? 'torch.nn.modules.activation.Tanh';
   const activation = ACTIVATIONS[actName];
   if (!activation) throw new UserError(`${cfgFile}: activation_function "${actName}" is not supported (supported: ${Object.keys(ACTIVATIONS).join(', ')})`);
   const file = path.join(dir, 'model.safetensors');
@@ -137,11 +163,11 @@ function readDense(dir: string): StDense {
     if (t.shape.join() !== shape.join()) throw new UserError(`${file}: tensor "${name}" has shape ${JSON.stringify(t.shape)}, expected ${JSON.stringify(shape)}`);
     return Float64Array.from(readTensorValues(file, t));
   };
-  const weight = get('linear.weight', [outFeatures as number, inFeatures as number]);
+  const weight = get('linear.weight', [outFeatures, inFeatures]);
   if (!weight) throw new UserError(`${file}: missing tensor "linear.weight"`);
-  const bias = get('linear.bias', [outFeatures as number]);
+  const bias = get('linear.bias', [outFeatures]);
   if (c.bias !== false && !bias) throw new UserError(`${file}: missing tensor "linear.bias" (config.json says bias)`);
-  return { inFeatures: inFeatures as number, outFeatures: outFeatures as number, weight, bias, activation };
+  return { inFeatures, outFeatures, weight, bias, activation };
 }
 
 /** Dense layers then Normalize on one pooled row (float64). */

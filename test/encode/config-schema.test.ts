@@ -8,6 +8,7 @@ import path from 'node:path';
 import { UserError } from '../../lib/errors.ts';
 import { checkpointFiles } from '../../lib/model/checkpoint.ts';
 import { parseModelConfig, readModelConfig } from '../../lib/model/config.ts';
+import { readSentenceTransformers } from '../../lib/model/sentence-transformers.ts';
 import { TextTokenizer } from '../../lib/model/tokenizer.ts';
 import { makeTinyModel } from '../helpers/tiny-models.ts';
 import { tempDir } from '../helpers/tmp.ts';
@@ -114,6 +115,59 @@ describe('encode: tokenizer_config.json and model.safetensors.index.json schemas
     it(`model.safetensors.index.json: ${what} names the file and the key`, () => {
       const { dir, file } = withIndex(edit);
       expect(() => checkpointFiles(dir)).to.throw(UserError).with.property('message').that.matches(new RegExp(`^${esc(file)}: `)).and.matches(message);
+    });
+  }
+});
+
+describe('encode: sentence-transformers JSON schemas', () => {
+  const golden = path.join(import.meta.dirname, '../fixtures/golden/st-qwen3');
+  /** a copy of the golden sentence-transformers 6 dir with one file's JSON edited */
+  const stDir = (file: string, edit: (v: Record<string, unknown>) => unknown) => {
+    const dir = tempDir();
+    fs.cpSync(golden, dir, { recursive: true });
+    const f = path.join(dir, file);
+    fs.writeFileSync(f, JSON.stringify(edit(fs.existsSync(f) ? readJson(f) : {})));
+    return { dir, file: f };
+  };
+
+  it('sentence-transformers 6 and 2.x pooling formats, null defaults and unread keys all load', () => {
+    const six = readSentenceTransformers(golden)!;
+    expect(six.pooling).to.deep.equal({ mode: 'lasttoken', includePrompt: true });
+    expect(six.prompts).to.include({ query: 'query: ' });
+    expect(six.defaultPromptName).to.equal(null);
+    expect(six.dense[0]).to.include({ inFeatures: 64, outFeatures: 32 });
+    const { dir } = stDir('1_Pooling/config.json', () => ({
+      word_embedding_dimension: 64, pooling_mode_cls_token: false, pooling_mode_mean_tokens: true, pooling_mode_max_tokens: false,
+      pooling_mode_mean_sqrt_len_tokens: false, pooling_mode_weightedmean_tokens: false, pooling_mode_lasttoken: false, include_prompt: false,
+    }));
+    fs.writeFileSync(path.join(dir, 'sentence_bert_config.json'), JSON.stringify({ max_seq_length: 7, do_lower_case: false }));
+    const two = readSentenceTransformers(dir)!;
+    expect(two.pooling).to.deep.equal({ mode: 'mean', includePrompt: false });
+    expect(two.maxSeqLength).to.equal(7);
+  });
+
+  const bad: [string, (v: Record<string, unknown>) => unknown, string, RegExp][] = [
+    ['modules.json', (v) => ({ modules: v }), 'modules.json', /modules\.json must be an array of objects, got an object/],
+    ['modules.json', (v) => [v[0], { ...(v as unknown as object[])[1], path: 1 }], 'module 1 "path"', /must be a string, got 1/],
+    ['modules.json', (v) => [{ ...(v as unknown as object[])[0], type: null }], 'module 0 "type"', /must be a string, got null/],
+    ['1_Pooling/config.json', (v) => ({ ...v, pooling_mode: 1 }), '"pooling_mode"', /must be a string, got 1/],
+    ['1_Pooling/config.json', (v) => ({ ...v, include_prompt: 'false' }), '"include_prompt"', /must be true or false, got the string "false"/],
+    ['1_Pooling/config.json', () => ({ pooling_mode_mean_tokens: 'true' }), '"pooling_mode_mean_tokens"', /must be true or false/],
+    ['2_Dense/config.json', (v) => ({ ...v, in_features: '64' }), '"in_features"', /must be a positive integer, got the string "64"/],
+    ['2_Dense/config.json', (v) => ({ ...v, out_features: undefined }), '"out_features"', /^missing "out_features" \(a positive integer\)$/],
+    ['2_Dense/config.json', (v) => ({ ...v, bias: 1 }), '"bias"', /must be true or false, got 1/],
+    ['2_Dense/config.json', (v) => ({ ...v, activation_function: { name: 'Tanh' } }), '"activation_function"', /must be a string, got an object/],
+    ['config_sentence_transformers.json', (v) => ({ ...v, prompts: { query: 1 } }), '"prompts.query"', /must be a string, got 1/],
+    ['config_sentence_transformers.json', (v) => ({ ...v, prompts: ['query: '] }), '"prompts"', /must be an object of strings, got an array/],
+    ['config_sentence_transformers.json', (v) => ({ ...v, default_prompt_name: 0 }), '"default_prompt_name"', /must be a string, got 0/],
+    ['sentence_bert_config.json', (v) => ({ ...v, max_seq_length: '512' }), '"max_seq_length"', /must be a positive integer, got the string "512"/],
+  ];
+  for (const [name, edit, key, message] of bad) {
+    it(`${name}: a wrong ${key} names the file and the key`, () => {
+      const { dir, file } = stDir(name, edit);
+      expect(() => readSentenceTransformers(dir)).to.throw(UserError).with.property('message')
+        .that.matches(new RegExp(`^${esc(file)}: (missing )?${esc(key)}`))
+        .and.satisfies((m: string) => message.test(m.slice(file.length + 2)));
     });
   }
 });
