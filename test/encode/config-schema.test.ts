@@ -34,7 +34,7 @@ describe('encode: config.json schema', () => {
     ['llama', { partial_rotary_factor: 2 }, 'partial_rotary_factor', /must be in \(0, 1\], got 2/],
     ['bert', { max_position_embeddings: [40] }, 'max_position_embeddings', /must be a positive integer, got an array/],
     ['bert', { layer_norm_eps: false }, 'layer_norm_eps', /must be a positive number, got boolean false/],
-    ['t5', { d_model: '32' }, 'd_model', /must be a positive integer/],
+    ['t5', { d_model: '32' }, 'd_model', /must be a positive integer, got the string "32"/],
     ['t5', { is_decoder: 'no' }, 'is_decoder', /must be true or false/],
     ['t5', { feed_forward_proj: ['relu'] }, 'feed_forward_proj', /must be a string, got an array/],
   ];
