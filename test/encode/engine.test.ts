@@ -1,5 +1,6 @@
 // Native CPU embeddings against the float64 reference model, for every architecture,
 // dtype, checkpoint layout and pooling; batching must not change an embedding.
+import { l2RelError } from '../ops/harness.ts';
 import { expect } from 'chai';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -23,15 +24,6 @@ function randomTexts(seed: number, count: number): string[] {
   return Array.from({ length: count }, () => Array.from({ length: randInt(u, 1, 15) }, () => tinyWords[randInt(u, 0, tinyWords.length)]).join(' '));
 }
 
-function relativeError(got: Float32Array, want: Float64Array): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < want.length; i++) {
-    num += (got[i] - want[i]) ** 2;
-    den += want[i] ** 2;
-  }
-  return Math.sqrt(num / den);
-}
 
 /** Embed `seqs` natively and compare every row with the reference. */
 async function expectMatchesReference(engine: Engine, ref: ReferenceModel, seqs: number[][], pooling: ReferencePooling,
@@ -39,7 +31,7 @@ async function expectMatchesReference(engine: Engine, ref: ReferenceModel, seqs:
   const got = await engine.encode(seqs.map((ids) => ({ input_ids: ids })), { pooling, normalize });
   expect(got.rows).to.equal(seqs.length);
   seqs.forEach((ids, i) => {
-    const err = relativeError(got.row(i), ref.embed(ids, pooling, normalize));
+    const err = l2RelError(got.row(i), ref.embed(ids, pooling, normalize));
     expect(err, `row ${i} (${ids.length} tokens, ${pooling})`).to.be.below(tolerance);
   });
 }
@@ -92,7 +84,7 @@ describe('encode: native CPU embeddings == float64 reference', function () {
         const ids = engine.tokenizer!.encode(`what is ${text}`, 'eos', 12);
         expect(ids.length).to.be.at.most(12);
         expect(ids[ids.length - 1]).to.equal(1); // "</s>" appended last
-        expect(relativeError(got.row(i), ref.embed(ids, 'eos'))).to.be.below(1e-5);
+        expect(l2RelError(got.row(i), ref.embed(ids, 'eos'))).to.be.below(1e-5);
       });
     } finally {
       engine.dispose();
@@ -111,7 +103,7 @@ describe('encode: native CPU embeddings == float64 reference', function () {
       texts.forEach((text, i) => {
         const ids = engine.tokenizer!.encode(text, 'eos', 6);
         expect(ids[ids.length - 1]).to.equal(151645); // <|im_end|> after truncation
-        expect(relativeError(got.row(i), ref.embed(ids, 'eos'))).to.be.below(1e-5);
+        expect(l2RelError(got.row(i), ref.embed(ids, 'eos'))).to.be.below(1e-5);
       });
     } finally {
       engine.dispose();
@@ -208,7 +200,7 @@ describe('encode: Engine input errors', () => {
       const long = Array.from({ length: 30 }, (_, i) => (i * 11) % 100);
       expect(bert.tokenize([{ input_ids: long }], { maxLength: 512 })[0]).to.deep.equal(long.slice(0, 16));
       const e = await bert.encode([{ input_ids: long }]);
-      expect(relativeError(e.row(0), new ReferenceModel(bertDir).embed(long.slice(0, 16), 'cls'))).to.be.below(1e-5);
+      expect(l2RelError(e.row(0), new ReferenceModel(bertDir).embed(long.slice(0, 16), 'cls'))).to.be.below(1e-5);
     } finally {
       bert.dispose();
     }

@@ -1,6 +1,7 @@
 // sentence-transformers model dirs: modules.json with Pooling (lasttoken / mean with
 // include_prompt false), Dense (safetensors, Tanh), Normalize, prompts and the default prompt;
 // Matryoshka --dim. Checked against the float64 reference model plus the modules by hand.
+import { l2RelError } from '../ops/harness.ts';
 import { expect } from 'chai';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -56,14 +57,6 @@ function modules(pooled: Float64Array, W: Float64Array, b: Float64Array): Float6
   return y.map((x) => x / n);
 }
 
-function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < want.length; i++) {
-    num += (got[i] - want[i]) ** 2;
-    den += want[i] ** 2;
-  }
-  return Math.sqrt(num / den);
-}
 
 describe('encode: sentence-transformers model dirs', function () {
   this.timeout(60_000);
@@ -84,7 +77,7 @@ describe('encode: sentence-transformers model dirs', function () {
           expect(engine.tokenize([t], opts)[0]).to.deep.equal(ids); // nothing appended
           const h = ref.hiddenStates(ids);
           const want = modules(h.slice((ids.length - 1) * H, ids.length * H), W, b);
-          expect(relErr(got.row(i), want), `${JSON.stringify(opts)} row ${i}`).to.be.below(1e-5);
+          expect(l2RelError(got.row(i), want), `${JSON.stringify(opts)} row ${i}`).to.be.below(1e-5);
         });
       }
       // Matryoshka: the first 5 dimensions, re-normalised
@@ -93,7 +86,7 @@ describe('encode: sentence-transformers model dirs', function () {
       expect(cut.dim).to.equal(5);
       const head = Array.from(full.row(1).subarray(0, 5));
       const n = Math.hypot(...head);
-      expect(relErr(cut.row(1), head.map((x) => x / n))).to.be.below(1e-6);
+      expect(l2RelError(cut.row(1), head.map((x) => x / n))).to.be.below(1e-6);
       await engine.encode(texts, { promptName: 'nope' }).then(() => expect.fail('no error'), (err) => {
         expect(err).to.be.instanceOf(UserError);
         expect((err as Error).message).to.match(/prompt name "nope" is not defined by .*its prompts: query, passage/);
@@ -118,7 +111,7 @@ describe('encode: sentence-transformers model dirs', function () {
       expect(r.code, r.stderr).to.equal(0);
       expect(r.stderr).to.match(/truncated/).and.to.match(/\b6\b/);
       const cli = readNpy(output);
-      expect(relErr(cli.data, api.row(0))).to.be.below(1e-6);
+      expect(l2RelError(cli.data, api.row(0))).to.be.below(1e-6);
     } finally {
       engine.dispose();
     }
@@ -138,7 +131,7 @@ describe('encode: sentence-transformers model dirs', function () {
         const h = ref.hiddenStates(ids);
         const mean = new Float64Array(H);
         for (let s = skip; s < ids.length; s++) for (let j = 0; j < H; j++) mean[j] += h[s * H + j] / (ids.length - skip);
-        expect(relErr(got.row(i), modules(mean, W, b)), `row ${i}`).to.be.below(1e-5);
+        expect(l2RelError(got.row(i), modules(mean, W, b)), `row ${i}`).to.be.below(1e-5);
       });
     } finally {
       engine.dispose();
@@ -152,7 +145,7 @@ describe('encode: sentence-transformers model dirs', function () {
     try {
       for (const [name, rows] of Object.entries(want.embeddings)) {
         const got = await engine.encode(want.texts, name === 'none' ? {} : { promptName: name });
-        rows.forEach((row, i) => expect(relErr(got.row(i), row), `${name} text ${i}`).to.be.below(1e-4));
+        rows.forEach((row, i) => expect(l2RelError(got.row(i), row), `${name} text ${i}`).to.be.below(1e-4));
       }
     } finally {
       engine.dispose();

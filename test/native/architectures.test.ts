@@ -3,6 +3,7 @@
 // files): embeddings on F32 and BF16 checkpoints, batch invariance, LoRA and full gradients by
 // central finite differences on cpu-f64, merge = base + adapter, and the causal-LM head's
 // log-probabilities (tied and untied).
+import { l2RelError } from '../ops/harness.ts';
 import { expect } from 'chai';
 import { Engine } from '../../lib/engine.ts';
 import { readModelConfig, parseModelConfig } from '../../lib/model/config.ts';
@@ -49,15 +50,6 @@ function randomSequences(seed: number, count: number, vocab: number, maxLen = 12
   return Array.from({ length: count }, () => Array.from({ length: randInt(u, 1, maxLen + 1) }, () => randInt(u, 0, vocab)));
 }
 
-function relativeError(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < want.length; i++) {
-    num += (got[i] - want[i]) ** 2;
-    den += want[i] ** 2;
-  }
-  return Math.sqrt(num / den);
-}
 
 async function checkGradients(m: NativeModel, b: PackedBatch, opts: ForwardOptions, seed: number,
   names: (name: string) => boolean, perParam: number): Promise<number> {
@@ -110,13 +102,13 @@ describe('architectures: qwen3, gemma, gemma2, phi, phi3', function () {
           for (const pooling of ['eos', 'mean'] as const) {
             const got = await engine.encode(seqs.map((ids) => ({ input_ids: ids })), { pooling });
             seqs.forEach((ids, i) => {
-              const err = relativeError(got.row(i), ref.embed(ids, pooling));
+              const err = l2RelError(got.row(i), ref.embed(ids, pooling));
               expect(err, `row ${i} (${ids.length} tokens, ${pooling})`).to.be.below(1e-5);
             });
           }
           const ids = seqs.reduce((a, b) => (b.length > a.length ? b : a));
           const h = await engine.native.hiddenStates(Int32Array.from(ids), Int32Array.from([0, ids.length]));
-          expect(relativeError(h, ref.hiddenStates(ids))).to.be.below(1e-5);
+          expect(l2RelError(h, ref.hiddenStates(ids))).to.be.below(1e-5);
         } finally {
           engine.dispose();
         }
@@ -129,7 +121,7 @@ describe('architectures: qwen3, gemma, gemma2, phi, phi3', function () {
           const ref = new ReferenceModel(dir);
           const seqs = randomSequences(c.model.seed! * 5, 4, 100);
           const got = await engine.encode(seqs.map((ids) => ({ input_ids: ids })), { pooling: 'eos' });
-          seqs.forEach((ids, i) => expect(relativeError(got.row(i), ref.embed(ids, 'eos'))).to.be.below(1e-5));
+          seqs.forEach((ids, i) => expect(l2RelError(got.row(i), ref.embed(ids, 'eos'))).to.be.below(1e-5));
         } finally {
           engine.dispose();
         }

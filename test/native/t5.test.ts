@@ -5,6 +5,7 @@
 // log-spaced buckets and the clamp are used), batch invariance, LoRA and full-mode gradients
 // (incl. the shared relative_attention_bias table) by central finite differences on cpu-f64,
 // merge = base + adapter, texts through a tokenizer, and config errors.
+import { l2RelError } from '../ops/harness.ts';
 import { expect } from 'chai';
 import { Engine } from '../../lib/engine.ts';
 import { parseModelConfig, readModelConfig } from '../../lib/model/config.ts';
@@ -31,15 +32,6 @@ function randomSequences(seed: number, count: number, vocab: number, maxLen = 30
   return Array.from({ length: count }, (_, i) => Array.from({ length: i === 0 ? maxLen : randInt(u, 1, maxLen + 1) }, () => randInt(u, 0, vocab)));
 }
 
-function relativeError(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < want.length; i++) {
-    num += (got[i] - want[i]) ** 2;
-    den += want[i] ** 2;
-  }
-  return Math.sqrt(num / den);
-}
 
 async function checkGradients(m: NativeModel, b: PackedBatch, opts: ForwardOptions, seed: number,
   names: (name: string) => boolean, perParam: number): Promise<string[]> {
@@ -93,13 +85,13 @@ describe('t5 encoders', function () {
           for (const pooling of ['mean', 'cls'] as const) {
             const got = await engine.encode(seqs.map((ids) => ({ input_ids: ids })), { pooling });
             seqs.forEach((ids, i) => {
-              const err = relativeError(got.row(i), ref.embed(ids, pooling));
+              const err = l2RelError(got.row(i), ref.embed(ids, pooling));
               expect(err, `row ${i} (${ids.length} tokens, ${pooling})`).to.be.below(1e-5);
             });
           }
           const ids = seqs[0];
           const h = await engine.native.hiddenStates(Int32Array.from(ids), Int32Array.from([0, ids.length]));
-          expect(relativeError(h, ref.hiddenStates(ids))).to.be.below(1e-5);
+          expect(l2RelError(h, ref.hiddenStates(ids))).to.be.below(1e-5);
         } finally {
           engine.dispose();
         }
@@ -112,7 +104,7 @@ describe('t5 encoders', function () {
           const ref = new ReferenceModel(dir);
           const seqs = randomSequences(c.model.seed! * 5, 3, 100);
           const got = await engine.encode(seqs.map((ids) => ({ input_ids: ids })), { pooling: 'mean' });
-          seqs.forEach((ids, i) => expect(relativeError(got.row(i), ref.embed(ids, 'mean'))).to.be.below(1e-5));
+          seqs.forEach((ids, i) => expect(l2RelError(got.row(i), ref.embed(ids, 'mean'))).to.be.below(1e-5));
         } finally {
           engine.dispose();
         }
@@ -210,7 +202,7 @@ describe('t5 encoders', function () {
       texts.forEach((text, i) => {
         const ids = tok.encode(text, { add_special_tokens: true }).ids;
         expect(ids[ids.length - 1]).to.equal(tok.token_to_id('</s>'));
-        expect(relativeError(got.row(i), ref.embed(ids, 'mean'))).to.be.below(1e-5);
+        expect(l2RelError(got.row(i), ref.embed(ids, 'mean'))).to.be.below(1e-5);
       });
     } finally {
       engine.dispose();

@@ -48,7 +48,7 @@ export function relError(actual: Float64Array, expected: Float64Array): number {
  * ||actual - expected||_2 / ||expected||_2 (Infinity on NaN): the normwise error METHOD-style bf16
  * checks use, where relError's max-abs form is too strict for values rounded at every layer.
  */
-export function l2RelError(actual: Float64Array, expected: Float64Array): number {
+export function l2RelError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
   let num = 0;
   let den = 0;
   for (let i = 0; i < expected.length; i++) {
