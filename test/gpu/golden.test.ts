@@ -11,7 +11,7 @@ import { Engine } from '../../lib/engine.ts';
 import { supportedModelTypes } from '../../lib/model/config.ts';
 import { lmHeadSources } from '../../lib/model/checkpoint.ts';
 import { l2RelError, relError } from '../ops/harness.ts';
-import { gpuDevice, noGpuReason } from './gpu.ts';
+import { gpuDevice, itOnDevice } from './gpu.ts';
 
 interface ModelGolden {
   model: string;
@@ -54,14 +54,6 @@ const devices: { device: string; tol: number; peftTol: number; gradTol: number; 
  */
 function bf16Tolerance(modelType: string, device: string, tol: number): number {
   return device !== 'cpu' && modelType === 't5' ? 2e-2 : tol;
-}
-
-/** it() on device, or the visible pending/failing placeholder when that device is a GPU and none is usable. */
-function itOn(device: string, title: string, fn: () => Promise<void>): void {
-  const reason = device === 'cpu' ? '' : noGpuReason();
-  if (!reason) it(title, fn);
-  else if (process.env.LMDR_REQUIRE_GPU === '1') it(title, () => { throw new Error(`no GPU: ${reason}`); });
-  else it.skip(`${title} - skipped: no GPU (${reason})`, () => {});
 }
 
 const packed = (seqs: number[][]) => {
@@ -145,7 +137,7 @@ describe('golden outputs from Hugging Face transformers and PEFT', function () {
     const dir = path.join(goldenDir, name);
     if (Array.isArray(golden.loss_weights)) {
       for (const { device, peftTol, gradTol, err } of devices)
-        itOn(device, `${name} on ${device}: LoRA adapter embeddings and gradients match PEFT`, () =>
+        itOnDevice(device, `${name} on ${device}: LoRA adapter embeddings and gradients match PEFT`, () =>
           checkPeft(dir, golden as PeftGolden, device, peftTol, gradTol, err));
       continue;
     }
@@ -155,7 +147,7 @@ describe('golden outputs from Hugging Face transformers and PEFT', function () {
       continue;
     }
     for (const { device, tol, err } of devices)
-      itOn(device, `${name} on ${device}: last hidden states and pooled embeddings`, () =>
+      itOnDevice(device, `${name} on ${device}: last hidden states and pooled embeddings`, () =>
         checkModel(dir, golden as ModelGolden, device, bf16Tolerance(golden.model_type, device, tol), err));
   }
 });

@@ -26,15 +26,26 @@ export function describeGpu(title: string, body: (this: Mocha.Suite) => void): v
   describe(title, function () {
     const reason = noGpuReason();
     if (reason) {
-      if (process.env.LMDR_REQUIRE_GPU === '1')
-        it('needs a GPU (LMDR_REQUIRE_GPU=1)', () => {
-          throw new Error(`LMDR_REQUIRE_GPU=1 but no GPU can be used: ${reason}`);
-        });
-      else it.skip(`skipped: no GPU (${reason})`, () => {});
+      placeholder('every test of this suite', reason);
       return;
     }
     body.call(this);
   });
+}
+
+/** it() on `device` ("cpu" always runs), or the same placeholder as describeGpu when it is a GPU and none is usable. */
+export function itOnDevice(device: string, title: string, fn: () => Promise<void>): void {
+  const reason = device.startsWith('cpu') ? '' : noGpuReason();
+  if (reason) placeholder(title, reason);
+  else it(title, fn);
+}
+
+function placeholder(title: string, reason: string): void {
+  if (process.env.LMDR_REQUIRE_GPU === '1')
+    it(title, () => {
+      throw new Error(`LMDR_REQUIRE_GPU=1 but no GPU can be used: ${reason}`);
+    });
+  else it.skip(`${title} - skipped: no GPU (${reason})`, () => {});
 }
 
 const f32 = new Float32Array(1);
