@@ -14,6 +14,7 @@ export interface StepRecord {
   tokens_per_s: number;
   seconds: number; // wall time of the step
   task?: string; // the step's task (homogeneous batches with a task config)
+  lines: number[]; // the data file's 1-based line of each query of the step, in batch order
   contrastive_loss?: number; // the loss's parts when distilling: loss = cw * contrastive + dw * distill
   distill_loss?: number;
 }

@@ -303,7 +303,7 @@ async function trainLocked(backbone: TrainBackbone, o: ResolvedTrainOptions, nam
       losses.push(loss);
       const record: StepRecord = {
         step: step + 1, total_steps: totalSteps, epoch: (step + 1) / sampler.stepsPerEpoch, loss, lr, grad_norm: gradNorm,
-        tokens, tokens_per_s: tokens / Math.max(seconds, 1e-9), seconds,
+        tokens, tokens_per_s: tokens / Math.max(seconds, 1e-9), seconds, lines: batch.records.map((r) => sampler.records[r].line),
       };
       if (batch.task !== undefined) record.task = batch.task;
       if (s.distill !== 'none') {

@@ -103,7 +103,17 @@ describe('train: multi-task (issue 13)', function () {
           const steps = log.slice(epoch * 8, epoch * 8 + 8);
           const count = (t: string) => steps.filter((r) => r.task === t).length;
           expect([count('alpha'), count('beta'), count('gamma')]).to.deep.equal([3, 2, 3]);
+          // From the log alone: every query of a step is a line of the step's task, and the epoch
+          // uses each task's lines once; a short last batch repeats lines of its own task only.
+          const taskOfLine = (line: number) => (line <= 6 ? 'alpha' : line <= 10 ? 'beta' : 'gamma');
+          for (const [task, first, n] of [['alpha', 1, 6], ['beta', 7, 4], ['gamma', 11, 5]] as const) {
+            const seen = steps.filter((r) => r.task === task).flatMap((r) => r.lines);
+            for (const line of seen) expect(taskOfLine(line), `epoch ${epoch} step line ${line}`).to.equal(task);
+            expect(new Set(seen), `epoch ${epoch} task ${task}`).to.deep.equal(new Set(Array.from({ length: n }, (_, i) => first + i)));
+            expect(seen.length).to.equal(Math.ceil(n / 2) * 2);
+          }
         }
+        for (const r of log) expect(r.lines.length).to.equal(2);
         for (const r of log) {
           expect(Number.isFinite(r.loss)).to.equal(true);
           if (r.task === 'gamma') expect(r.distill_loss).to.equal(undefined);
