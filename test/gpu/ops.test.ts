@@ -142,10 +142,11 @@ describeGpu('CUDA ops vs the CPU (float64) backend', function () {
     compare('gelu_backward', { n, dout, x });
   });
 
-  it('dropout draws the same mask as the CPU (shared hash), forward and backward', () => {
-    const rows = 13, cols = 257;
+  // cols 257: the element-wise kernel; cols 264 (a multiple of 8): the bf16 kernel with 16-byte accesses
+  for (const [rows, cols] of [[13, 257], [21, 264]])
+  it(`dropout draws the same mask as the CPU (shared hash), forward and backward: ${rows} x ${cols}`, () => {
     const rowKeys = new Float64Array(rows).map((_, i) => 1000 + 7 * i);
-    const x = bf16Array(randu(rows * cols, 60, 0.5, 1.5));
+    const x = bf16Array(randu(rows * cols, 60 + cols, 0.5, 1.5));
     for (const p of [0.1, 0.5]) {
       const got = compare('dropout_forward', { rows, cols, x, p, seed: 1234, rowKeys }, `dropout_forward p=${p}`);
       const want = runOp(ref, 'dropout_forward', { rows, cols, x, p, seed: 1234, rowKeys });
