@@ -17,6 +17,8 @@ import path from 'node:path';
 import { normalRng } from '../../lib/train/random.ts';
 import { makeTinyModel } from '../../test/helpers/tiny-models.ts';
 import { uniformRng, randInt } from '../../test/helpers/rng.ts';
+import { qwen2ToGguf } from '../cpu/gguf.ts';
+import { installLlamaCpp, llamaCppMissing, NODE_LLAMA_CPP } from '../cpu/llama-cpp.ts';
 import { interleave, MALLOC_MODES, pythonWith, pythonWorker, Worker, workerEnv, type MallocMode, type Timing } from '../cpu/workers.ts';
 import type { Figure, Suite, SuiteContext } from './types.ts';
 
@@ -33,10 +35,15 @@ function cachedModel(name: string, sizes: { hidden: number; layers: number; head
   return dir;
 }
 
-/** `n` sequences of `length` random token ids below `vocab`, written as int32 rows. */
-function writeIds(file: string, n: number, length: number, vocab: number, seed: number): Int32Array {
+/**
+ * `n` sequences of `length` random token ids below `vocab`, written as int32 rows; with `pool`,
+ * drawn from that many distinct ids spread over the vocabulary (so a compact vocabulary holding
+ * just the ids used leaves llama.cpp's per-token vocabulary projection negligible).
+ */
+function writeIds(file: string, n: number, length: number, vocab: number, seed: number, pool?: number): Int32Array {
   const u = uniformRng(seed);
-  const ids = Int32Array.from({ length: n * length }, () => randInt(u, 0, vocab));
+  const choices = pool ? Array.from({ length: pool }, () => randInt(u, 0, vocab)) : undefined;
+  const ids = Int32Array.from({ length: n * length }, () => (choices ? choices[randInt(u, 0, choices.length)] : randInt(u, 0, vocab)));
   fs.writeFileSync(file, ids);
   return ids;
 }
@@ -122,25 +129,67 @@ export function forwardFlops(s: typeof ENCODE_SHAPE, sequences: number, length: 
   return sequences * (2 * linear * length + s.layers * 2 * length * length * s.heads * d);
 }
 
+interface LlamaGguf {
+  tag: string; // worker label
+  label: string; // the figure's baseline
+  file: string;
+  vocabIds?: number[]; // the compact vocabulary's ids (new id = index)
+  minCos: number; // the agreement required with lmdr's embeddings
+}
+
+/**
+ * The GGUFs llama.cpp runs, when node-llama-cpp is (or can be) installed: f32 with the full
+ * vocabulary (cached next to the model), f32 and f16 weights on the compact vocabulary.
+ */
+function llamaCppGgufs(ctx: SuiteContext, model: string, vocab: number, vocabIds: number[]): { ggufs: LlamaGguf[]; reason?: string } {
+  let reason = llamaCppMissing();
+  if (reason && !process.env.CI && process.env.LMDR_BENCH_NO_INSTALL !== '1') reason = installLlamaCpp(ctx.log);
+  if (reason) {
+    ctx.log(`llama.cpp skipped: ${reason}`);
+    return { ggufs: [], reason };
+  }
+  const full = path.join(model, 'llama-cpp-f32.gguf');
+  if (!fs.existsSync(full)) {
+    ctx.log(`writing ${full} (once)`);
+    qwen2ToGguf(model, full, { weights: 'F32' });
+  }
+  const compactF32 = path.join(ctx.tmp, 'llama-cpp-compact-f32.gguf'), compactF16 = path.join(ctx.tmp, 'llama-cpp-compact-f16.gguf');
+  ctx.log(`writing the compact-vocabulary GGUFs (${vocabIds.length} ids), f32 and f16 weights`);
+  qwen2ToGguf(model, compactF32, { weights: 'F32', vocabIds });
+  qwen2ToGguf(model, compactF16, { weights: 'F16', vocabIds });
+  const v = `llama.cpp (${NODE_LLAMA_CPP})`;
+  return {
+    ggufs: [
+      { tag: 'llama-f32-full', label: `${v} f32, full ${int(vocab)}-token vocabulary`, file: full, minCos: 0.9999 },
+      { tag: 'llama-f32-compact', label: `${v} f32, compact ${vocabIds.length}-token vocabulary (layers alone)`, file: compactF32, vocabIds, minCos: 0.9999 },
+      { tag: 'llama-f16-compact', label: `${v} f16 weights, compact ${vocabIds.length}-token vocabulary (layers alone)`, file: compactF16, vocabIds, minCos: 0.999 },
+    ],
+  };
+}
+
 export const encodePeersSuite: Suite = {
   name: 'encode-cpu-peers',
   needs: 'cpu',
   describe: 'encode, Qwen2.5-0.5B shape (4 layers, f32), 64 x 256 tokens: lmdr vs PyTorch eager f32 and llama.cpp, 2 threads each',
-  unavailable: () => pythonWith('torch').reason,
+  unavailable: () => (pythonWith('torch').reason && llamaCppMissing() ? `${pythonWith('torch').reason}; ${llamaCppMissing()}` : undefined),
   async run(ctx) {
     const shape = ctx.quick ? ENCODE_QUICK : ENCODE_SHAPE;
     const [n, length, batch] = ctx.quick ? [8, 64, 4] : [64, 256, 16];
-    const rounds = ctx.quick ? 1 : 5;
+    const rounds = ctx.quick ? 1 : 3;
     const torch = pythonWith('torch');
     if (!torch.python) ctx.log(`PyTorch skipped: ${torch.reason}`);
     const model = cachedModel(ctx.quick ? 'qwen2-quick-f32' : 'qwen2.5-0.5b-4l-f32', shape, ctx.log);
     const ids = path.join(ctx.tmp, 'encode-ids.i32');
-    writeIds(ids, n, length, shape.vocab, 21);
+    const vocabIds = [...new Set(writeIds(ids, n, length, shape.vocab, 21, 1024))].sort((a, b) => a - b);
+    const llamaModels = llamaCppGgufs(ctx, model, shape.vocab, vocabIds);
     const io = { ids, sequences: n, length, batch, model, threads: PEER_THREADS };
     const tokens = n * length;
     const flops = forwardFlops(shape, n, length);
     const figures: Figure[] = [];
-    const settings: Record<string, unknown> = { model: `qwen2, ${JSON.stringify(shape)}, tied embeddings, f32`, sequences: n, length, batch, threads: PEER_THREADS, rounds, modelGflopPerRun: flops / 1e9 };
+    const settings: Record<string, unknown> = {
+      model: `qwen2, ${JSON.stringify(shape)}, tied embeddings, f32`, sequences: n, length, batch, threads: PEER_THREADS, rounds, modelGflopPerRun: flops / 1e9,
+      inputIds: `${vocabIds.length} distinct ids`, llamaCpp: llamaModels.reason ?? `${NODE_LLAMA_CPP}, prebuilt CPU binary, f32 KV cache, flash attention off, one sequence per getEmbeddingFor call`,
+    };
     for (const mode of MALLOC_MODES) {
       const lmdr = lmdrWorker(ctx, mode);
       const workers: Worker[] = [lmdr];
@@ -172,7 +221,17 @@ export const encodePeersSuite: Suite = {
           settings.torch = t.torch;
           settings.torchBlas = t.blas;
         }
-        if (sides.length === 0) throw new Error(`no peer to compare with (${torch.reason})`);
+        for (const g of llamaModels.ggufs) {
+          ctx.log(`${mode}: ${g.label} set-up`);
+          const w = Worker.node(g.tag, 'bench/cpu/llama-cpp.ts', workerEnv(mode, PEER_THREADS, true), (l) => ctx.log(`  ${g.tag}: ${l}`));
+          workers.push(w);
+          const out = path.join(ctx.tmp, `encode-${g.tag}-${mode}.f32`);
+          await w.request({ cmd: 'setup', task: 'encode', ...io, gguf: g.file, vocab_ids: g.vocabIds, out });
+          const cos = minCosine(mine, readF32(out), info.dim);
+          if (!(cos >= g.minCos)) throw new Error(`lmdr and ${g.label} embeddings disagree: min cosine ${cos} (< ${g.minCos})`);
+          sides.push({ worker: w, label: g.label, check: `min cos to lmdr ${cos.toFixed(7)}` });
+        }
+        if (sides.length === 0) throw new Error(`no peer to compare with (${torch.reason}; ${llamaModels.reason})`);
         const out = await compare(ctx, lmdr, sides, rounds, { name: `encode ${n} x ${length} tokens`, unit: 'tokens/s', work: tokens }, mode);
         figures.push(...out.figures);
         if (peak !== undefined) {
@@ -310,7 +369,7 @@ export const trainPeersSuite: Suite = {
         if (!(dLoss < 1e-4 && dGrad < 1e-3)) throw new Error(`lmdr and PyTorch disagree: loss ${mine.loss} vs ${theirs.loss}, gradient norm ${mine.grad_norm} vs ${theirs.grad_norm}`);
         const check = `loss ${mine.loss.toFixed(5)} vs ${theirs.loss.toFixed(5)} (rel ${dLoss.toExponential(1)}), grad norm rel diff ${dGrad.toExponential(1)}`;
         const out = await compare(ctx, lmdr, [{ worker: w, label: `PyTorch ${theirs.torch} autograd, plain LoRA, AdamW (${blasName(theirs as unknown as Record<string, unknown>)})`, check }],
-          rounds, { name: `LoRA InfoNCE step, ${B} x ${G} passages + queries, ${L} tokens`, unit: 'tokens/s', work: S * L }, mode);
+          rounds, { name: `LoRA InfoNCE step, ${B} queries + ${B * G} passages of ${L} tokens`, unit: 'tokens/s', work: S * L }, mode);
         figures.push(...out.figures);
         settings[`minorFaults_${mode}`] = Object.fromEntries([...out.timings].map(([wk, t]) => [wk.label, t.minflt]));
       } finally {
