@@ -47,6 +47,7 @@ export class Worker {
 
   constructor(readonly label: string, command: string, args: string[], env: NodeJS.ProcessEnv, onStderr?: (line: string) => void) {
     this.child = spawn(command, args, { cwd: root, env, stdio: ['pipe', 'pipe', 'pipe'] });
+    this.child.stdin!.on('error', () => {}); // a worker that already ended: its exit reports it
     this.lines = readline.createInterface({ input: this.child.stdout! });
     this.lines.on('line', (line) => {
       if (!line.startsWith('{')) return; // stray prints of a peer library
@@ -152,7 +153,7 @@ function findPython(module: string): { python?: string; reason?: string } {
     const r = spawnSync(python, ['-c', `import ${module}`], { stdio: 'ignore', timeout: 120_000 });
     if (r.status === 0) return { python };
   }
-  return { reason: `python module "${module}" does not import (tried ${candidates.join(', ')}${process.env.PYTHON ? ' from $PYTHON' : '; set $PYTHON'}; e.g. apt-get install python3-${module === 'torch' ? 'torch' : 'faiss'})` };
+  return { reason: `python module "${module}" does not import (tried ${candidates.join(', ')}${process.env.PYTHON ? ' from $PYTHON' : '; set $PYTHON'}; e.g. apt-get install python3-${module})` };
 }
 
 /** A Python peer script (bench/cpu/*.py). */
