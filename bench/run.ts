@@ -16,10 +16,11 @@ import { encodeSuite, encodeT5Suite } from './suites/encode.ts';
 import { scoreSuite } from './suites/score.ts';
 import { gpuSuites, topkCpuSuite } from './suites/scripts.ts';
 import { trainStepSuite } from './suites/train-step.ts';
+import { peerSuites } from './suites/peers.ts';
 import type { Figure, Suite, SuiteOutput } from './suites/types.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const SUITES: Suite[] = [cliStartupSuite, encodeSuite, encodeT5Suite, scoreSuite, trainStepSuite, topkCpuSuite, ...gpuSuites];
+const SUITES: Suite[] = [cliStartupSuite, encodeSuite, encodeT5Suite, scoreSuite, trainStepSuite, topkCpuSuite, ...peerSuites, ...gpuSuites];
 
 interface SuiteRecord extends Partial<SuiteOutput> {
   suite: string;
@@ -78,9 +79,10 @@ async function main(): Promise<void> {
   try {
     for (const [i, suite] of chosen.entries()) {
       const tag = `[${i + 1}/${chosen.length}] ${suite.name}`;
-      const missing = suite.needs === 'cpu' ? undefined
+      const missing = (suite.needs === 'cpu' ? undefined
         : !gpu ? `no CUDA device (${info.cudaError || 'none visible'})`
-        : suite.needs === 'gpu-torch' && !torch ? 'PyTorch not importable (python3 -c "import torch")' : undefined;
+        : suite.needs === 'gpu-torch' && !torch ? 'PyTorch not importable (python3 -c "import torch")' : undefined)
+        ?? suite.unavailable?.();
       if (missing) {
         say(`${tag}: skipped: ${missing}`);
         records.push({ suite: suite.name, describe: suite.describe, status: 'skipped', reason: missing, seconds: 0 });
@@ -108,7 +110,8 @@ async function main(): Promise<void> {
   if (rows.length > 0) process.stdout.write(`\nrows from the standalone scripts (also appended to bench/RESULTS.md by them):\n${rows.join('\n')}\n`);
 
   fs.mkdirSync(opts.resultsDir, { recursive: true });
-  const slug = device.replace(/[^A-Za-z0-9]+/g, '-').replace(/^-|-$/g, '').toLowerCase();
+  // --only runs get the suite names in the file name, so they do not overwrite a full run's file
+  const slug = `${device}${opts.only ? ` ${opts.only.join(' ')}` : ''}`.replace(/[^A-Za-z0-9]+/g, '-').replace(/^-|-$/g, '').toLowerCase();
   const file = path.join(opts.resultsDir, `${date}-${slug}.json`);
   const figures: (Figure & { suite: string })[] = records.flatMap((r) => (r.figures ?? []).map((f) => ({ suite: r.suite, ...f })));
   fs.writeFileSync(file, JSON.stringify({ date, device, version: packageVersion(), addon: info.flags, node: process.version, quick: opts.quick, command, torch, suites: records, figures }, null, 2) + '\n');

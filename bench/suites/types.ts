@@ -31,5 +31,7 @@ export interface Suite {
   /** which machines it runs on: cpu = always, gpu = a CUDA device is visible, gpu-torch = that and `import torch` works */
   needs: 'cpu' | 'gpu' | 'gpu-torch';
   describe: string;
+  /** why this machine cannot run it (e.g. its peer does not import); undefined when it can */
+  unavailable?: () => string | undefined;
   run(ctx: SuiteContext): Promise<SuiteOutput>;
 }
