@@ -3,7 +3,6 @@
 // when `python3 -c "import torch"` works too), with progress on stderr, a table at the end,
 // bench/results/<date>-<device>.json, and the table appended to bench/RESULTS.md.
 // Every figure is a ratio against a named baseline measured in the same run.
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,6 +16,7 @@ import { scoreSuite } from './suites/score.ts';
 import { gpuSuites, topkCpuSuite } from './suites/scripts.ts';
 import { trainStepSuite } from './suites/train-step.ts';
 import { peerSuites } from './suites/peers.ts';
+import { pythonWith } from './cpu/workers.ts';
 import type { Figure, Suite, SuiteOutput } from './suites/types.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -65,7 +65,7 @@ async function main(): Promise<void> {
   const opts = parse();
   const info = native().buildInfo();
   const gpu = info.cudaDevices.length > 0;
-  const torch = spawnSync(process.env.PYTHON ?? 'python3', ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
+  const torch = pythonWith('torch').python !== undefined;
   const cpuName = `${os.cpus()[0]?.model.trim() ?? 'cpu'} x${os.availableParallelism()} threads`;
   const device = gpu ? `${info.cudaDevices[0]} + ${cpuName}` : cpuName;
   const date = new Date().toISOString().slice(0, 10);

@@ -7,6 +7,8 @@ Tasks (the driver checks every output against lmdr's before timing):
           rotary embeddings (rotate-half), causal GQA attention, SwiGLU MLP, final norm; the
           last token's hidden state, L2-normalised (lmdr's eos pooling), batches of equal lengths
   topk    torch.matmul + torch.topk over query chunks
+  score   the same forward with the LM head at the target positions: sum log p(target | context)
+          per pair (bench/suites/score.ts), length-sorted padded batches
   train   the same forward with LoRA (y = xW^T + b + alpha/r (xA^T)B^T) on every projection,
           lmdr's adapter values, autograd through the frozen base; InfoNCE over in-batch + hard
           negatives with temperature-scaled cosine scores (cpp/core/retrieval_loss.h), gradient
@@ -83,6 +85,14 @@ class Decoder:
         return x * cos + torch.cat([-x[..., h:], x[..., :h]], -1) * sin
 
     def last_hidden(self, ids):
+        return self.rmsnorm(self.layers_forward(ids)[:, -1], "model.norm")
+
+    def hidden(self, ids):
+        """Final-normed hidden states [B, L, H]. Right-padded rows are exact at their real positions:
+        the causal mask already keeps every real token from attending to the padding after it."""
+        return self.rmsnorm(self.layers_forward(ids), "model.norm")
+
+    def layers_forward(self, ids):
         B, L = ids.shape
         cos, sin = self.rope(L)
         mask = torch.full((L, L), float("-inf")).triu(1)
@@ -102,7 +112,7 @@ class Decoder:
             h = self.rmsnorm(x, f"{p}.post_attention_layernorm")
             g = F.silu(self.linear(h, f"{p}.mlp.gate_proj")) * self.linear(h, f"{p}.mlp.up_proj")
             x = x + self.linear(g, f"{p}.mlp.down_proj")
-        return self.rmsnorm(x[:, -1], "model.norm")
+        return x
 
 
 def read_ids(msg):
@@ -181,6 +191,38 @@ def train(msg):
     return {"loss": float(loss), "grad_norm": grad_norm, "torch": torch.__version__, "threads": torch.get_num_threads()}, step
 
 
+def score(msg):
+    """LLM reward scoring: sum of log p(target token | context, earlier target tokens) per pair, in
+    length-sorted right-padded batches; the LM head (tied to the embeddings unless lm_head.weight
+    exists) only at the target positions."""
+    model = Decoder(msg["model"])
+    with open(msg["pairs"]) as f:
+        pairs = [json.loads(line) for line in f if line.strip()]
+    head = model.w.get("lm_head.weight", model.w["model.embed_tokens.weight"])
+    batch = msg["batch"]
+    order = sorted(range(len(pairs)), key=lambda i: len(pairs[i]["context_ids"]) + len(pairs[i]["target_ids"]))
+
+    @torch.inference_mode()
+    def run():
+        sums = [0.0] * len(pairs)
+        for b in range(0, len(order), batch):
+            idx = order[b:b + batch]
+            seqs = [pairs[i]["context_ids"] + pairs[i]["target_ids"] for i in idx]
+            ids = torch.zeros(len(seqs), max(map(len, seqs)), dtype=torch.long)
+            for j, s in enumerate(seqs):
+                ids[j, :len(s)] = torch.tensor(s)
+            h = model.hidden(ids)
+            for j, i in enumerate(idx):
+                c, target = len(pairs[i]["context_ids"]), pairs[i]["target_ids"]
+                lp = torch.log_softmax(h[j, c - 1:c - 1 + len(target)] @ head.T, -1)
+                sums[i] = float(lp[torch.arange(len(target)), torch.tensor(target)].sum())
+        return sums
+
+    with open(msg["out"], "w") as f:
+        json.dump(run(), f)
+    return {"torch": torch.__version__, "threads": torch.get_num_threads()}, run
+
+
 def setup_threads(fn):
     def wrapped(msg):
         torch.set_num_threads(int(msg["threads"]))
@@ -189,4 +231,4 @@ def setup_threads(fn):
 
 
 if __name__ == "__main__":
-    serve({name: setup_threads(fn) for name, fn in {"gemm": gemm, "encode": encode, "topk": topk, "train": train}.items()})
+    serve({name: setup_threads(fn) for name, fn in {"gemm": gemm, "encode": encode, "topk": topk, "train": train, "score": score}.items()})

@@ -1,41 +1,17 @@
 // LLM reward scoring throughput on the CPU (`lmdr score` through engine.score: length-sorted,
 // token-budget varlen batches, the LM head in vocabulary blocks) against the float64 plain-JS
 // reference LM (test/reference/model.ts, one pair at a time), which also checks the scores; and
-// against PyTorch + transformers (AutoModelForCausalLM, float32, padded batches) when
-// `python3 -c "import torch, transformers"` works.
-import { spawnSync } from 'node:child_process';
+// against PyTorch eager float32 (bench/cpu/torch_peer.py's Qwen2 forward + LM head, length-sorted
+// padded batches of 32, 2 threads like lmdr here) when a python3 imports torch.
+import os from 'node:os';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Engine } from '../../lib/engine.ts';
 import { ReferenceModel } from '../../test/reference/model.ts';
 import { benchModel } from './bench-model.ts';
 import { bestOf } from '../timing.ts';
+import { pythonWith, pythonWorker, workerEnv } from '../cpu/workers.ts';
 import type { Figure, Suite } from './types.ts';
-
-const TORCH_SCRIPT = `
-import json, sys, time, torch
-from transformers import AutoModelForCausalLM
-model_dir, pairs_file, batch = sys.argv[1], sys.argv[2], int(sys.argv[3])
-torch.set_grad_enabled(False)
-m = AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32).eval()
-pairs = [json.loads(l) for l in open(pairs_file)]
-def run():
-    out = []
-    for i in range(0, len(pairs), batch):
-        chunk = pairs[i:i + batch]
-        seqs = [p["context_ids"] + p["target_ids"] for p in chunk]
-        L = max(len(s) for s in seqs)
-        ids = torch.zeros(len(seqs), L, dtype=torch.long); mask = torch.zeros(len(seqs), L, dtype=torch.long)
-        for j, s in enumerate(seqs): ids[j, :len(s)] = torch.tensor(s); mask[j, :len(s)] = 1
-        lp = torch.log_softmax(m(input_ids=ids, attention_mask=mask).logits.float(), -1)
-        for j, p in enumerate(chunk):
-            c, t = len(p["context_ids"]), len(p["target_ids"])
-            out.append(sum(lp[j, c - 1 + k, p["target_ids"][k]].item() for k in range(t)))
-    return out
-run()
-t0 = time.perf_counter(); out = run(); dt = time.perf_counter() - t0
-print(json.dumps({"seconds": dt, "sums": out}))
-`;
 
 export const scoreSuite: Suite = {
   name: 'score-cpu',
@@ -80,16 +56,26 @@ export const scoreSuite: Suite = {
       name: `score ${n} pairs (context <= 112, target <= 16 tokens)`, value: rate, unit: 'tokens/s', baseline: 'float64 JS reference LM, one pair at a time',
       baselineValue: refTokens / refSeconds, ratio: rate / (refTokens / refSeconds), check: `max relative |sum log p - reference| ${worst.toExponential(1)} on ${referencePairs} pairs`,
     }];
-    const torch = spawnSync('python3', ['-c', 'import torch, transformers'], { stdio: 'ignore' });
-    if (torch.status === 0) {
-      ctx.log('PyTorch + transformers (float32, padded batches of 32)');
-      const r = spawnSync('python3', ['-c', TORCH_SCRIPT, model.dir, input, '32'], { encoding: 'utf8', maxBuffer: 1 << 26 });
-      if (r.status === 0) {
-        const t = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { seconds: number; sums: number[] };
-        const diff = Math.max(...t.sums.map((s, i) => Math.abs(s - sums[i]) / Math.max(1, Math.abs(s))));
-        figures.push({ name: figures[0].name, value: rate, unit: 'tokens/s', baseline: 'PyTorch + transformers, float32, padded batches of 32', baselineValue: tokens / t.seconds, ratio: rate / (tokens / t.seconds), check: `max relative |sum log p - PyTorch| ${diff.toExponential(1)}` });
-      } else ctx.log(`PyTorch baseline failed: ${r.stderr.trim().split('\n').at(-1)}`);
-    } else ctx.log('PyTorch baseline skipped: python3 -c "import torch, transformers" fails here');
+    const { python, reason } = pythonWith('torch');
+    if (python) {
+      const threads = Number(process.env.LMDR_NUM_THREADS ?? os.availableParallelism());
+      ctx.log(`PyTorch eager float32 (${python}, ${threads} threads, length-sorted padded batches of 32)`);
+      const peer = pythonWorker('torch', python, 'bench/cpu/torch_peer.py', workerEnv('default', threads, true));
+      try {
+        const out = path.join(ctx.tmp, 'torch-scores.json');
+        const info = await peer.request<{ torch: string }>({ cmd: 'setup', task: 'score', model: model.dir, pairs: input, batch: 32, out, threads });
+        const peerSums = JSON.parse(fs.readFileSync(out, 'utf8')) as number[];
+        const diff = Math.max(...peerSums.map((s, i) => Math.abs(s - sums[i]) / Math.max(1, Math.abs(s))));
+        if (!(diff < 1e-3)) throw new Error(`PyTorch's log-likelihoods differ from lmdr's by ${diff} (relative): not timed`);
+        let best = Infinity;
+        for (let r = 0; r < 3; r++) best = Math.min(best, (await peer.request<{ seconds: number }>({ cmd: 'run' })).seconds);
+        figures.push({ name: figures[0].name, value: rate, unit: 'tokens/s', baseline: `PyTorch ${info.torch} eager float32, ${threads} threads, padded batches of 32 (best of 3)`, baselineValue: tokens / best, ratio: rate / (tokens / best), check: `max relative |sum log p - PyTorch| ${diff.toExponential(1)}` });
+      } catch (err) {
+        ctx.log(`PyTorch baseline failed: ${(err as Error).message}`);
+      } finally {
+        await peer.close();
+      }
+    } else ctx.log(`PyTorch baseline skipped: ${reason}`);
     return { settings: { model: model.shape, pairs: n, tokens }, figures };
   },
 };
