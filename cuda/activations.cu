@@ -95,11 +95,6 @@ __global__ void activation_backward_kernel(void* dx, DType dxt, void* dup, DType
 // is memory-bound: the generic kernel's 2-byte accesses ran at about a quarter of bandwidth, H200
 // run 2 profile). ACT is a template argument so act_eval's switch folds away. The tail (n % 8)
 // goes element by element.
-union Bf16x8 {
-  uint4 v;
-  __nv_bfloat16 h[8];
-};
-
 template <int ACT>
 __global__ void gated_forward_bf16x8_kernel(__nv_bfloat16* out, const __nv_bfloat16* gate, const __nv_bfloat16* up,
                                             int64_t n) {
@@ -148,7 +143,6 @@ __global__ void gated_backward_bf16x8_kernel(__nv_bfloat16* dgate, __nv_bfloat16
 }
 
 namespace {
-bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
 
 // Runs kernel<ACT> for the runtime act (0 silu, 1 erf gelu, 2 tanh gelu, 3 relu).
 template <template <int> class K, typename... Args>

@@ -624,8 +624,6 @@ void forward_tc(void* out, float* lse, const void* q, const void* k, const void*
   LMDR_LAUNCH_CHECK("attention_forward_tc_kernel");
 }
 
-static bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
 void attention_forward(void* out, float* lse, const void* q, const void* k, const void* v, DType t,
                        const int32_t* cu_seqlens, int64_t B, int64_t max_len, int64_t tokens, int64_t Hq,
                        int64_t Hkv, int64_t D, bool causal, float scale, double softcap, int64_t window,

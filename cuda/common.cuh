@@ -59,6 +59,14 @@ __device__ __forceinline__ void store_f(void* p, DType t, int64_t i, float v) {
     default: static_cast<float*>(p)[i] = v; break;
   }
 }
+// Eight bf16 values in one 16-byte access: the vector paths of memory-bound bf16 kernels use it
+// when every pointer is 16-byte aligned (aligned16) and the row length is a multiple of 8.
+union Bf16x8 {
+  uint4 v;
+  __nv_bfloat16 h[8];
+};
+inline __host__ __device__ bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
+
 // Rounds v the way storing it in dtype t would (bf16/f16 round-to-nearest-even).
 __device__ __forceinline__ float round_to(DType t, float v) {
   if (t == DType::BF16) return __bfloat162float(__float2bfloat16(v));

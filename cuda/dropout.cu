@@ -26,11 +26,6 @@ __global__ void dropout_rows_kernel(void* out, DType ot, const void* x, DType xt
   }
 }
 
-union Bf16x8 {
-  uint4 v;
-  __nv_bfloat16 h[8];
-};
-
 // the same map on bf16 rows, 8 columns per 16-byte access (N % 8 == 0, 16-byte aligned rows)
 __global__ void dropout_rows_bf16x8_kernel(__nv_bfloat16* out, const __nv_bfloat16* x, int64_t T, int64_t N, float p,
                                            float keep_scale, uint64_t seed, const uint64_t* row_keys) {
@@ -60,7 +55,7 @@ void dropout_forward(void* out, DType ot, const void* x, DType xt, int64_t T, in
   const dim3 block(32, kRowsPerBlock);
   const dim3 grid(1, unsigned(std::min<int64_t>(ceil_div(T, kRowsPerBlock), 65535)));
   const bool vec = ot == DType::BF16 && xt == DType::BF16 && N % 8 == 0 &&
-                   (reinterpret_cast<uintptr_t>(out) & 15) == 0 && (reinterpret_cast<uintptr_t>(x) & 15) == 0;
+                   aligned16(out) && aligned16(x);
   if (vec) {
     dropout_rows_bf16x8_kernel<<<grid, block, 0, s>>>(static_cast<__nv_bfloat16*>(out),
                                                       static_cast<const __nv_bfloat16*>(x), T, N, float(p),

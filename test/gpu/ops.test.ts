@@ -67,6 +67,13 @@ describeGpu('CUDA ops vs the CPU (float64) backend', function () {
     compare('bias_backward', { rows: 300, N: 81, dbias: rn(81, 9), dy: rn(300 * 81, 10) });
   });
 
+  it('elementwise, bf16 vector paths (sizes a multiple of 8): add, axpy, add_bias', () => {
+    const n = 3000;
+    compare('add', { n, a: rn(n, 11), b: rn(n, 12) });
+    compare('axpy', { n, y: rn(n, 13), x: rn(n, 14), a: -0.7 });
+    compare('add_bias', { rows: 37, N: 88, y: rn(37 * 88, 15), bias: rn(88, 16) });
+  });
+
   it('rmsnorm forward and backward (with weight gradient)', () => {
     for (const H of [64, 896, 1000]) {
       const rows = 23;
