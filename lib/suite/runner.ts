@@ -9,6 +9,7 @@ import path from 'node:path';
 import { Engine } from '../engine.ts';
 import { UserError } from '../errors.ts';
 import { writeFileAtomic } from '../formats/atomic-write.ts';
+import { array, func, number, object, optional, parse, string, unknownValue } from '../schema.ts';
 import { instructionUnits } from './instructions.ts';
 import { lengthSweepUnits } from './length-sweep.ts';
 import { ragUnits } from './rag.ts';
@@ -102,8 +103,20 @@ export function checkRun(o: Pick<RunSuiteOptions, 'suite' | 'models' | 'lm'>): v
   o.suite.tasks.flatMap(taskUnits); // a bad rag template fails here
 }
 
+const optionsSchema = object({
+  suite: object({ file: string(), tasks: array(unknownValue()) }, { expected: 'a suite (readSuite, checkSuite or presetSuite)' }),
+  models: array(object({ model: string({ nonEmpty: true }), adapter: optional(string({ nonEmpty: true })), label: optional(string({ nonEmpty: true })), step: optional(number({ int: true, min: 0 })) })),
+  output: string({ nonEmpty: true }),
+  lm: optional(string({ nonEmpty: true })),
+  device: optional(string({ nonEmpty: true })),
+  onUnit: optional(func<NonNullable<RunSuiteOptions['onUnit']>>()),
+  onProgress: optional(func<NonNullable<RunSuiteOptions['onProgress']>>()),
+}, { expected: 'an options object' });
+
 /** Evaluate every model on every task of the suite (see the top of this file). */
-export async function runSuite(o: RunSuiteOptions): Promise<SuiteRun> {
+export async function runSuite(options: RunSuiteOptions): Promise<SuiteRun> {
+  parse(optionsSchema, options, { where: 'runSuite' });
+  const o = options;
   checkRun(o);
   const labels = modelLabels(o.models);
   const units = o.suite.tasks.flatMap(taskUnits);
