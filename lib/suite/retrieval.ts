@@ -60,7 +60,7 @@ export async function evaluateSplit(dir: string, s: RetrievalSettings, ctx: Unit
     queryMaxLen: s.queryMaxLen, passageMaxLen: s.passageMaxLen, titles: s.titles, allQueries: s.allQueries,
     dropSelf: s.keepSelf ? false : undefined, batchSize: s.batchSize, maxTokens: s.maxTokens,
     corpusChunk: Math.max(16, Math.min(8192, Math.floor(CHUNK_TOKENS / s.passageMaxLen))),
-    runFile, device: ctx.device,
+    runFile, device: ctx.device, corpusCache: ctx.corpusCache, corpusKey: ctx.modelKey,
     onProgress: (stage, done, total) => ctx.progress(stage, done, total),
   }, 'lmdr suite');
   return result.metrics;

@@ -158,7 +158,8 @@ export async function runSuite(options: RunSuiteOptions): Promise<SuiteRun> {
             fs.mkdirSync(workDir, { recursive: true });
             const t0 = performance.now();
             metrics = await unit.run({
-              label, retriever, lm: loadLm, device: o.device, workDir,
+              label, retriever, lm: loadLm, device: o.device, workDir, modelKey: modelPrint,
+              corpusCache: path.join(o.output, 'work', safe(label), safe(unit.task.name), 'corpus'),
               progress: (stage, done, total) => o.onProgress?.(label, unit.name, stage, done, total),
             });
             const seconds = (performance.now() - t0) / 1000;

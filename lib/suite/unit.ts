@@ -16,8 +16,12 @@ export interface UnitContext {
   /** the causal LM of rag tasks (--lm), loaded on first use */
   lm?: () => Promise<Engine>;
   device?: string;
-  /** a folder of this unit's own (corpus embeddings, run file) */
+  /** a folder of this unit's own (its run file) */
   workDir: string;
+  /** a folder the units of one task share for corpus embeddings (reused while the passage settings match) */
+  corpusCache: string;
+  /** what embeddings depend on besides the data and the settings: the model and adapter files */
+  modelKey: Record<string, unknown>;
   progress: (stage: string, done: number, total: number) => void;
 }
 

@@ -200,6 +200,8 @@ describe('lmdr suite', function () {
     expect(res['long/8']).to.not.deep.equal(res['long/64']);
     expect(res['ins/find']).to.deep.equal(await evalMetrics(root, model, beir, ['--measures', 'ndcg@10', '--k', '20', '--passage-max-len', '32', '--query-instruction', 'find the city of ']));
     expect(res['ins/plain']).to.deep.equal(await evalMetrics(root, model, beir, ['--measures', 'ndcg@10', '--k', '20', '--passage-max-len', '32']));
+    // the instructions share one passage encoding (the corpus cache of the task)
+    expect(fs.existsSync(path.join(out, 'work', 'qwen-a', 'ins', 'corpus', 'meta.json'))).to.equal(true);
     const svg = fs.readFileSync(path.join(out, 'charts', 'long.svg'), 'utf8');
     expect(svg).to.contain('data-series="qwen-a"');
     const md = fs.readFileSync(path.join(out, 'results.md'), 'utf8');
@@ -231,6 +233,14 @@ describe('lmdr suite', function () {
         expect(fs.existsSync(out)).to.equal(false);
       });
     }
+    it('a bad STS line names the file and line', async () => {
+      const bad = path.join(root, 'data', 'bad-sts.jsonl');
+      fs.writeFileSync(bad, '{"sentence1": "a", "sentence2": "b", "score": 1}\n{"sentence1": "a", "sentence2": "b"}\n');
+      const file = writeJson(path.join(root, 'bad-sts.json'), { tasks: [{ name: 's', type: 'sts', data: 'data/bad-sts.jsonl' }] });
+      const r = await lmdr('suite', file, '--model', model, '--output', path.join(root, 'out-bad-sts'), '--no-progress');
+      expect(r.code).to.equal(1);
+      expect(r.err).to.equal(`lmdr suite: ${bad}:2: missing "score" (a number)\n`);
+    });
     it('invalid JSON and a rag task without --lm', async () => {
       const file = path.join(root, 'bad-json.json');
       fs.writeFileSync(file, '{"tasks": [');
