@@ -61,8 +61,8 @@ export function markdownReport(r: SuiteResults): string {
       })), '');
       if (task.type === 'length-sweep') out.push(`Chart: charts/${task.name}.svg`, '');
     }
-    // every metric of the task (one row per model and unit)
-    if (task.metrics!.length > 1 || units.length > 1) {
+    // every metric of the task (one row per model and unit), when there is more than the first
+    if (task.metrics!.length > 1) {
       out.push(`### ${task.name}: all metrics`, '');
       out.push(...table(['model', ...(units.length > 1 ? ['variant'] : []), ...task.metrics!],
         has.flatMap((l) => units.map((u) => [l, ...(units.length > 1 ? [String(u.variant!.value)] : []), ...task.metrics!.map((m) => r.models[l][u.name]?.[m])]))), '');
