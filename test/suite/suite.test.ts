@@ -119,6 +119,26 @@ describe('lmdr suite', function () {
     expect(logLines(out).slice(7).map((l) => l.status)).to.deep.equal(['ran', 'ran', 'ran']);
   });
 
+  it('a run stopped by a failing task keeps the finished tasks: the next run reuses them and runs the rest', async () => {
+    const broken = path.join(root, 'data', 'later.jsonl');
+    fs.writeFileSync(broken, '{"sentence1": "a b", "sentence2": "b", "score": 1}\n{"sentence1": "a"\n');
+    const file = suiteFile('stop', [
+      { name: 'first', type: 'sts', data: 'data/sts.jsonl' },
+      { name: 'later', type: 'sts', data: 'data/later.jsonl' },
+    ]);
+    const out = path.join(root, 'out-stop');
+    const r = await lmdr('suite', file, '--model', model, '--output', out, ...EVAL_FLAGS);
+    expect(r.code).to.equal(1);
+    expect(r.err).to.contain(`${broken}:2: invalid JSON`);
+    expect(logLines(out).map((l) => `${l.unit}:${l.status}`)).to.deep.equal(['first:ran']);
+    expect(fs.existsSync(path.join(out, 'results.json'))).to.equal(false);
+    fs.writeFileSync(broken, '{"sentence1": "a b", "sentence2": "b", "score": 1}\n{"sentence1": "a", "sentence2": "river", "score": 3}\n{"sentence1": "a", "sentence2": "a", "score": 5}\n');
+    const again = await lmdr('suite', file, '--model', model, '--output', out, ...EVAL_FLAGS);
+    expect(again.code, again.err).to.equal(0);
+    expect(logLines(out).slice(1).map((l) => `${l.unit}:${l.status}`)).to.deep.equal(['first:reused', 'later:ran']);
+    expect(Object.keys(readJson(path.join(out, 'results.json')).models['qwen-a'])).to.deep.equal(['first', 'later']);
+  });
+
   it('--model bm25: labelled bm25, metrics equal a hand computation of the ranking', async () => {
     // q1 "river gold": d1 has both words; d2 ("river", 1 token) beats d3 ("gold stone stone stone")
     // at equal idf and tf because it is shorter; d4 shares nothing. Relevant: d1, d3.
