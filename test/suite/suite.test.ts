@@ -199,6 +199,15 @@ describe('lmdr suite', function () {
     const svg = fs.readFileSync(path.join(out, 'charts', 'data-efficiency.svg'), 'utf8');
     for (const s of ['tiny (ndcg@10)', 'sts (spearman)', 'average']) expect(svg).to.contain(`data-series="${s}"`);
     expect(fs.readFileSync(path.join(out, 'results.md'), 'utf8')).to.match(/## Data efficiency[\s\S]*\| 2 \|[\s\S]*\| 5 \|/);
+
+    // full fine-tuning checkpoints are model dirs of their own (no --model needed)
+    const full = path.join(root, 'train-full');
+    fs.cpSync(model2, path.join(full, 'checkpoint-1'), { recursive: true });
+    fs.writeFileSync(path.join(full, 'checkpoint-1', 'trainer_state.json'), '{}');
+    const out2 = path.join(root, 'out-ckpt-full');
+    const r2 = await lmdr('suite', file, '--checkpoints', full, '--output', out2, ...EVAL_FLAGS);
+    expect(r2.code, r2.err).to.equal(0);
+    expect(readJson(path.join(out2, 'results.json')).models['step-1'].tiny).to.deep.equal(await evalMetrics(root, model2, beir, ['--measures', 'ndcg@10', '--k', '20', '--passage-max-len', '32']));
   });
 
   it('length-sweep: one lmdr eval per passage length, a table and a curve; instructions: one per instruction', async () => {
