@@ -29,7 +29,7 @@ run again (OUTPUT/results/<model>/<task>.json), so a stopped run resumes.
                              of --model, else of the base model their adapter_config.json names)
                              and the data-efficiency curve
   --lm DIR                   causal LM of rag tasks
-  --preset NAME              a built-in suite: ${Object.keys(SUITE_PRESETS).join(', ')}
+  --preset NAME[,NAME]       a built-in suite (several are joined): ${Object.keys(SUITE_PRESETS).join(', ')}
   --data-root DIR            relative "data" paths are taken from here (default: the suite file's folder)
   --print-preset             print the preset's suite JSON and exit
   --output DIR               default suite-<suite name>

@@ -60,12 +60,21 @@ export const SUITE_PRESETS: Record<string, { description: string; tasks: Record<
   },
 };
 
-/** The preset as a suite file would hold it (dataRoot undefined), or checked with its data under dataRoot. */
+/**
+ * The preset (or several, comma-separated: "beir13,msmarco-dev") as a suite file would hold it
+ * (dataRoot undefined), or checked with its data under dataRoot.
+ */
 export function presetSuite(name: string): { description: string; tasks: Record<string, unknown>[] };
 export function presetSuite(name: string, dataRoot: string): Suite;
 export function presetSuite(name: string, dataRoot?: string): Suite | { description: string; tasks: Record<string, unknown>[] } {
-  const preset = SUITE_PRESETS[name];
-  if (!preset || !Object.hasOwn(SUITE_PRESETS, name)) throw new UserError(`--preset ${name}: no such preset (presets: ${Object.keys(SUITE_PRESETS).join(', ')})`);
-  if (dataRoot === undefined) return preset;
-  return checkSuite(preset, `preset ${name}`, dataRoot, dataRoot);
+  const names = name.split(',').map((n) => n.trim()).filter((n) => n !== '');
+  const presets = names.map((n) => {
+    const preset = SUITE_PRESETS[n];
+    if (!preset || !Object.hasOwn(SUITE_PRESETS, n)) throw new UserError(`--preset ${n}: no such preset (presets: ${Object.keys(SUITE_PRESETS).join(', ')})`);
+    return preset;
+  });
+  if (presets.length === 0) throw new UserError(`--preset: no preset named (presets: ${Object.keys(SUITE_PRESETS).join(', ')})`);
+  const value = { description: presets.map((p) => p.description).join('; '), tasks: presets.flatMap((p) => p.tasks) };
+  if (dataRoot === undefined) return value;
+  return checkSuite(value, `preset ${names.join(',')}`, dataRoot, dataRoot);
 }

@@ -35,6 +35,14 @@ describe('suite presets', () => {
     });
   }
 
+  it('presets combine: beir13,msmarco-dev is the 13 BEIR sets and MS MARCO dev; a task name twice is an error', () => {
+    const root = tempDir('lmdr-preset-');
+    fakeData(root, [...SUITE_PRESETS.beir13.tasks, ...SUITE_PRESETS['msmarco-dev'].tasks]);
+    expect(presetSuite('beir13,msmarco-dev', root).tasks.map((t) => t.name)).to.deep.equal([...SUITE_PRESETS.beir13.tasks.map((t) => t.name), 'msmarco']);
+    fakeData(root, SUITE_PRESETS.multitask.tasks);
+    expect(() => presetSuite('multitask,msmarco-dev', root)).to.throw(/preset multitask,msmarco-dev: tasks\[12\] \("msmarco"\): "name" "msmarco" is used by an earlier task/);
+  });
+
   it("the papers' settings", () => {
     const beir = SUITE_PRESETS.beir13.tasks;
     expect(beir).to.have.length(13);
