@@ -17,6 +17,7 @@
 //   (their count)). Token ids go to the LM as they are (no BOS added); the retriever reads the
 //   chunks decoded to text.
 // Contexts longer than max_length minus the target are cut from the left.
+import path from 'node:path';
 import { UserError } from '../errors.ts';
 import type { Engine } from '../engine.ts';
 import { readJsonLines } from '../formats/jsonl.ts';
@@ -26,7 +27,6 @@ import { bm25Tokenize } from '../search/bm25.ts';
 import { bm25Index, readCorpus } from './bm25.ts';
 import type { RagTask } from './schema.ts';
 import type { Unit, UnitContext } from './unit.ts';
-import path from 'node:path';
 
 export const RAG_TEMPLATE = 'Knowledge: {knowledge}\n\nQuestion: {query}\n\nAnswer: ';
 export const RAG_NO_RETRIEVAL_TEMPLATE = 'Question: {query}\n\nAnswer: ';
