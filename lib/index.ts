@@ -15,3 +15,8 @@ export { evaluateRun, parseMeasures, DEFAULT_MEASURES, type Qrels, type Run, typ
 export { CorpusIndex, HnswIndex, FaissIndex, buildIndex, loadIndex, type VectorIndex, type SearchResult } from './search/index.ts';
 export { searchToRun } from './search/run.ts';
 export { readQrels, readTrecRun, TrecRunWriter } from './formats/trec.ts';
+export { runSuite, type RunSuiteOptions, type SuiteModel, type SuiteRun } from './suite/runner.ts';
+export { readSuite, checkSuite, type Suite, type SuiteTask } from './suite/schema.ts';
+export { SUITE_PRESETS, presetSuite } from './suite/presets.ts';
+export { spearman, pearson } from './suite/sts.ts';
+export { Bm25Index, bm25Tokenize } from './search/bm25.ts';

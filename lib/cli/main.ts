@@ -13,6 +13,7 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
   search: { summary: 'exact top-k inner-product search between two .npy matrices', load: async () => (await import('./search.ts')).run },
   metrics: { summary: 'trec_eval-equal metrics of a TREC run against qrels', load: async () => (await import('./metrics.ts')).run },
   eval: { summary: 'encode + search + metrics on a BEIR or MS MARCO folder', load: async () => (await import('./eval.ts')).run },
+  suite: { summary: 'the papers\' experiments as one command: task suites, tables and charts', load: async () => (await import('./suite.ts')).run },
   demo: { summary: 'the whole pipeline on a built-in dataset and a generated model, in minutes', load: async () => (await import('./demo.ts')).run },
 };
 

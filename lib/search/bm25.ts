@@ -9,6 +9,14 @@
 // are whatever the caller's tokenizer produced.
 import { UserError } from '../errors.ts';
 
+// The suite's BM25 tokenizer: lowercase, then maximal runs of letters, digits and combining
+// marks (Unicode classes L, N, M); everything else (spaces, punctuation, symbols) separates
+// tokens and is dropped. No stemming, no stop words.
+const WORDS = /[\p{L}\p{N}\p{M}]+/gu;
+export function bm25Tokenize(text: string): string[] {
+  return text.toLowerCase().match(WORDS) ?? [];
+}
+
 export interface Bm25Options {
   k1?: number; // 0.9 (Anserini's default)
   b?: number; // 0.4
